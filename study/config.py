@@ -1,0 +1,208 @@
+"""StudyConfig: the YAML schema of a study, validated before anything starts.
+
+Unknown keys are rejected, every number is range-checked, and the architecture and
+dataset names are checked against what the service knows, so bad input ends with one
+clear line before any trial runs or any store is touched.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from search_spaces.transfer import STRATEGIES, Ranges
+
+PRESETS_PACKAGE = "study.presets"
+Positive = Annotated[float, Field(gt=0)]
+
+
+class ConfigError(ValueError):
+    """Bad user input: the message is one line naming the problem and the allowed values."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LogRange(Strict):
+    low: Positive
+    high: Positive
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low}) must not exceed high ({self.high})")
+        return self
+
+    def pair(self) -> tuple[float, float]:
+        return (self.low, self.high)
+
+
+class TargetConfig(Strict):
+    dataset: Literal["digits"] = "digits"
+    sizes: list[int | Literal["all"]] = Field(default_factory=lambda: [1, 2, 5, 10, "all"], min_length=1)
+    seeds: int = Field(5, ge=1, le=100, description="seeds 0..seeds-1 in the confirm phase")
+    val_per_class: int = Field(30, ge=1)
+    test_per_class: int = Field(50, ge=1)
+
+    @field_validator("sizes")
+    @classmethod
+    def _sizes(cls, sizes):
+        for size in sizes:
+            if size != "all" and size < 1:
+                raise ValueError(f"sizes must be positive integers or 'all', got {size}")
+        if len(set(map(str, sizes))) != len(sizes):
+            raise ValueError(f"sizes must not repeat, got {sizes}")
+        return sizes
+
+
+class SourceConfig(Strict):
+    dataset: Literal["glyphs"] = "glyphs"
+    images: int = Field(40000, ge=52)
+    epochs: int = Field(2, ge=1)
+    batch_size: int = Field(128, ge=1)
+    lr: Positive = 0.05
+    seed: int = Field(0, ge=0)
+
+
+class StepBucket(Strict):
+    """Training length for subsets with at most `up_to` examples per class (None: any)."""
+
+    up_to: int | None = Field(None, ge=1)
+    steps: int = Field(ge=1)
+
+
+class TrainingConfig(Strict):
+    steps: list[StepBucket] = Field(
+        default_factory=lambda: [
+            StepBucket(up_to=2, steps=40),
+            StepBucket(up_to=10, steps=80),
+            StepBucket(up_to=None, steps=200),
+        ],
+        min_length=1,
+    )
+    reports: int = Field(4, ge=1, description="evaluations per trial; ASHA's rungs")
+    batch_size: int = Field(32, ge=1)
+
+    @model_validator(mode="after")
+    def _last_bucket_open(self):
+        if self.steps[-1].up_to is not None:
+            raise ValueError("the last training.steps bucket must have up_to: null (any size)")
+        return self
+
+    def steps_for(self, size: int | None) -> int:
+        for bucket in self.steps:
+            if bucket.up_to is None or (size is not None and size <= bucket.up_to):
+                return bucket.steps
+        raise AssertionError("unreachable: last bucket is open")
+
+
+class SearchConfig(Strict):
+    architectures: list[str] = Field(default_factory=lambda: ["lenet5", "resnet18"], min_length=1)
+    strategies: list[Literal[STRATEGIES]] = Field(default_factory=lambda: list(STRATEGIES), min_length=1)
+    trials_per_size: int = Field(10, ge=1)
+    lr: LogRange = LogRange(low=1e-3, high=0.3)
+    backbone_lr_mult: LogRange = LogRange(low=0.01, high=1.0)
+    weight_decay: LogRange = LogRange(low=1e-6, high=1e-3)
+    seed: int = Field(0, ge=0)
+    grace_period: int = Field(1, ge=1, description="ASHA: reports before a trial may be stopped")
+    reduction_factor: int = Field(2, ge=2)
+
+    def ranges(self) -> Ranges:
+        return Ranges(self.lr.pair(), self.backbone_lr_mult.pair(), self.weight_decay.pair())
+
+
+class ResourcesConfig(Strict):
+    cpu_per_trial: Positive = 1
+    gpu_per_trial: float = Field(0, ge=0)
+    max_concurrent_trials: int | None = Field(None, ge=1)
+    num_cpus: int | None = Field(None, ge=1, description="local Ray runtime size (None: all)")
+
+
+class StoresConfig(Strict):
+    """Store locations. Credentials never go here: PostgreSQL URLs come from the environment."""
+
+    mlflow: str = "sqlite:///mlflow.db"
+    artifacts: str = "mlartifacts"
+    optuna: str = "sqlite:///optuna.db"
+    ray_results: str = "ray_results"
+    checkpoints: str = "pretrained"
+
+
+class StudyConfig(Strict):
+    name: str = Field("default", pattern=r"^[A-Za-z0-9_.-]+$")
+    target: TargetConfig = TargetConfig()
+    source: SourceConfig = SourceConfig()
+    training: TrainingConfig = TrainingConfig()
+    search: SearchConfig = SearchConfig()
+    resources: ResourcesConfig = ResourcesConfig()
+    stores: StoresConfig = StoresConfig()
+
+    def sizes(self) -> list[int | None]:
+        """Sizes as trials see them: None is the whole pool ('all')."""
+        return [None if size == "all" else size for size in self.target.sizes]
+
+
+def preset_names() -> list[str]:
+    return sorted(
+        p.name.removesuffix(".yaml")
+        for p in resources.files(PRESETS_PACKAGE).iterdir()
+        if p.name.endswith(".yaml")
+    )
+
+
+def _one_line(error: ValidationError, source: str) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    if first["type"] == "extra_forbidden":
+        return f"{source}: unknown config key `{where}`"
+    if first["type"] == "literal_error":
+        return f"{source}: `{where}` {first['msg'].lower()}, got {first['input']!r}"
+    message = first["msg"].removeprefix("Value error, ")
+    return f"{source}: `{where}`: {message} (got {first['input']!r})"
+
+
+def parse_config(data: dict, source: str) -> StudyConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: a study config must be a YAML mapping, got {type(data).__name__}")
+    try:
+        config = StudyConfig.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(_one_line(error, source)) from None
+    check_names(config, source)
+    return config
+
+
+def check_names(config: StudyConfig, source: str) -> None:
+    """Names the schema cannot know statically: architectures from the registry."""
+    from trainables.registry import list_archs
+
+    known = list_archs()
+    for arch in config.search.architectures:
+        if arch not in known:
+            raise ConfigError(
+                f"{source}: unknown architecture {arch!r} in search.architectures; "
+                f"registered: {', '.join(known)}"
+            )
+
+
+def load_config(path: str | Path) -> StudyConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    return parse_config(data or {}, str(path))
+
+
+def load_preset(name: str) -> StudyConfig:
+    if name not in preset_names():
+        raise ConfigError(f"unknown preset {name!r}; allowed: {', '.join(preset_names())}")
+    text = resources.files(PRESETS_PACKAGE).joinpath(f"{name}.yaml").read_text()
+    return parse_config(yaml.safe_load(text), f"preset {name}")

@@ -1,0 +1,111 @@
+"""Which strategy wins at each target dataset size: read back from the tracking store.
+
+Reads the confirm-phase child runs of a study's parent run and ranks strategies by
+mean test accuracy over seeds. Nothing here writes.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+
+from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+from study import tracking as t
+
+
+class NoStudyFound(LookupError):
+    """The store holds no finished study matching the request."""
+
+
+def size_order(size: str) -> tuple[int, int]:
+    return (1, 0) if size == "all" else (0, int(size))
+
+
+def latest_study_run(client: MlflowClient, experiment: str | None = None):
+    """The most recent study (parent) run, in `experiment` or across all experiments."""
+    if experiment is not None:
+        found = client.get_experiment_by_name(experiment)
+        if found is None:
+            names = [e.name for e in client.search_experiments() if e.name != "Default"]
+            raise NoStudyFound(
+                f"no experiment named {experiment!r}; studies in this store: "
+                f"{', '.join(names) or 'none'}"
+            )
+        experiment_ids = [found.experiment_id]
+    else:
+        experiment_ids = [e.experiment_id for e in client.search_experiments()]
+    runs = client.search_runs(
+        experiment_ids,
+        filter_string=f"tags.{t.TAG_RUN_TYPE} = 'study' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    if not runs:
+        where = f"experiment {experiment!r}" if experiment else "this store"
+        raise NoStudyFound(f"no finished study in {where}; run `study run` first")
+    return runs[0]
+
+
+def study_confirm_rows(client: MlflowClient, parent_run_id: str) -> list[dict]:
+    """One row per finished confirm trial of the study: dataset, size, seed, arch,
+    strategy (with its boundary), test_acc."""
+    parent = client.get_run(parent_run_id)
+    runs = client.search_runs(
+        [parent.info.experiment_id],
+        filter_string=(
+            f"tags.{MLFLOW_PARENT_RUN_ID} = '{parent_run_id}' and tags.{t.TAG_PHASE} = 'confirm' "
+            f"and attributes.status = 'FINISHED'"
+        ),
+        max_results=50000,
+    )
+    rows = []
+    for run in runs:
+        tags, metrics = run.data.tags, run.data.metrics
+        if t.METRIC_TEST_ACC not in metrics:
+            continue
+        rows.append({
+            "dataset": tags[t.TAG_DATASET],
+            "size": tags[t.TAG_SIZE],
+            "seed": int(tags[t.TAG_SEED]),
+            "arch": tags[t.TAG_ARCH],
+            "strategy": tags[t.TAG_STRATEGY_LABEL],
+            "freeze_frac": float(tags[t.TAG_FREEZE_FRAC]),
+            "test_acc": metrics[t.METRIC_TEST_ACC],
+        })
+    return rows
+
+
+def rank_strategies(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
+    """Per (dataset, size): strategies sorted by mean test accuracy, best first."""
+    grouped: dict[tuple, list[float]] = defaultdict(list)
+    for row in rows:
+        grouped[(row["dataset"], row["size"], row["arch"], row["strategy"])].append(row["test_acc"])
+    ranked: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for (dataset, size, arch, strategy), accs in grouped.items():
+        ranked[(dataset, size)].append({
+            "arch": arch,
+            "strategy": strategy,
+            "test_acc": statistics.fmean(accs),
+            "test_acc_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+            "seeds": len(accs),
+        })
+    for entries in ranked.values():
+        entries.sort(key=lambda e: (-e["test_acc"], e["arch"], e["strategy"]))
+    return ranked
+
+
+def best_per_size(rows: list[dict]) -> list[dict]:
+    """The answer: for every dataset and size, the best strategy and the runner-up."""
+    ranked = rank_strategies(rows)
+    answer = []
+    for (dataset, size) in sorted(ranked, key=lambda key: (key[0], size_order(key[1]))):
+        entries = ranked[(dataset, size)]
+        answer.append({
+            "dataset": dataset,
+            "size": size,
+            "best": entries[0],
+            "runner_up": entries[1] if len(entries) > 1 else None,
+        })
+    return answer

@@ -1,0 +1,62 @@
+"""The two loops every training job here shares: SGD steps over a tensor dataset, and accuracy."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def make_optimizer(groups: list[dict], total_steps: int, momentum: float = 0.9):
+    """SGD with momentum and a cosine decay to zero over `total_steps` (BiT-style)."""
+    optimizer = torch.optim.SGD(groups, momentum=momentum, nesterov=True)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
+    )
+    return optimizer, scheduler
+
+
+def train_steps(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    steps: int,
+    batch_size: int,
+    generator: torch.Generator,
+) -> float:
+    """Run `steps` SGD steps on random mini-batches; returns the mean loss.
+
+    Batches are drawn as reshuffled passes over the data, so every example is seen
+    equally often even when a tiny subset is smaller than one batch.
+    """
+    model.train()
+    batch_size = min(batch_size, len(y))
+    order = torch.empty(0, dtype=torch.long)
+    total = 0.0
+    for _ in range(steps):
+        if len(order) < batch_size:
+            order = torch.cat([order, torch.randperm(len(y), generator=generator)])
+        index, order = order[:batch_size], order[batch_size:]
+        loss = F.cross_entropy(model(x[index]), y[index])
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"training loss became {loss.item()}")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        total += loss.item()
+    return total / max(steps, 1)
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> float:
+    model.eval()
+    correct = 0
+    for start in range(0, len(y), batch_size):
+        logits = model(x[start : start + batch_size])
+        correct += (logits.argmax(1) == y[start : start + batch_size]).sum().item()
+    return correct / len(y)
