@@ -134,13 +134,20 @@ class StoresConfig(Strict):
 
 
 class StudyConfig(Strict):
-    name: str = Field("default", pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field("glyphs-to-digits", pattern=r"^[A-Za-z0-9_.-]+$")
     target: TargetConfig = TargetConfig()
     source: SourceConfig = SourceConfig()
     training: TrainingConfig = TrainingConfig()
     search: SearchConfig = SearchConfig()
     resources: ResourcesConfig = ResourcesConfig()
     stores: StoresConfig = StoresConfig()
+
+    @field_validator("name")
+    @classmethod
+    def _not_mlflow_default(cls, name: str) -> str:
+        if name.lower() == "default":
+            raise ValueError("'default' is taken by MLflow's Default experiment; choose another name")
+        return name
 
     def sizes(self) -> list[int | None]:
         """Sizes as trials see them: None is the whole pool ('all')."""
@@ -155,11 +162,25 @@ def preset_names() -> list[str]:
     )
 
 
+def _allowed_keys(loc: tuple) -> list[str]:
+    """The keys allowed next to the unknown key at `loc` (walks the schema's sections)."""
+    model: type[BaseModel] = StudyConfig
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)
+
+
 def _one_line(error: ValidationError, source: str) -> str:
     first = error.errors()[0]
     where = ".".join(str(part) for part in first["loc"]) or "(top level)"
     if first["type"] == "extra_forbidden":
-        return f"{source}: unknown config key `{where}`"
+        allowed = _allowed_keys(first["loc"])
+        hint = f"; allowed here: {', '.join(allowed)}" if allowed else ""
+        return f"{source}: unknown config key `{where}`{hint}"
     if first["type"] == "literal_error":
         return f"{source}: `{where}` {first['msg'].lower()}, got {first['input']!r}"
     message = first["msg"].removeprefix("Value error, ")

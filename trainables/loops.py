@@ -11,6 +11,7 @@ from torch import nn
 
 def make_optimizer(groups: list[dict], total_steps: int, momentum: float = 0.9):
     """SGD with momentum and a cosine decay to zero over `total_steps` (BiT-style)."""
+    total_steps = max(total_steps, 1)
     optimizer = torch.optim.SGD(groups, momentum=momentum, nesterov=True)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))

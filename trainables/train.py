@@ -56,16 +56,11 @@ def build_trial_model(cfg: TrialConfig, target: TargetData, sources: dict[str, d
     return spec, freeze(model, spec, cfg.freeze)
 
 
-def run_trial(config: dict, target: TargetData, sources: dict[str, dict], report=None) -> dict:
-    """Train and evaluate one trial; `report` defaults to `ray.tune.report`.
+def fit(cfg: TrialConfig, target: TargetData, sources: dict[str, dict], report):
+    """Train and evaluate one trial, calling `report(metrics)` after every epoch.
 
-    Returns the final metrics, so the same function runs outside Ray (tests, benches).
+    Returns the model (holding the best-validation weights) and the final metrics.
     """
-    if report is None:
-        from ray import tune
-
-        report = tune.report
-    cfg = TrialConfig.from_tune(config)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
@@ -79,9 +74,9 @@ def run_trial(config: dict, target: TargetData, sources: dict[str, dict], report
 
     started = time.perf_counter()
     best_val, best_state = -1.0, None
-    chunk = [cfg.steps // cfg.reports + (i < cfg.steps % cfg.reports) for i in range(cfg.reports)]
+    chunks = [cfg.steps // cfg.reports + (i < cfg.steps % cfg.reports) for i in range(cfg.reports)]
     metrics: dict = {}
-    for epoch, steps in enumerate(chunk, start=1):
+    for epoch, steps in enumerate(chunks, start=1):
         loss = train_steps(model, optimizer, scheduler, x, y, steps, cfg.batch_size, generator)
         val_acc = accuracy(model, val_x, val_y)
         if val_acc > best_val:
@@ -95,12 +90,15 @@ def run_trial(config: dict, target: TargetData, sources: dict[str, dict], report
             "trainable_params": count_params(model, trainable_only=True),
         }
         if epoch == cfg.reports:
+            # test_acc only in the last report, of the weights with the best val_acc.
             model.load_state_dict(best_state)
             metrics["test_acc"] = accuracy(model, *(t.to(device) for t in target.test.tensors()))
         report(metrics)
-    return metrics
+    return model, metrics
 
 
 def tune_trial(config: dict, target: TargetData, sources: dict[str, dict]) -> None:
-    """The function Ray Tune runs (it must return nothing; results go via tune.report)."""
-    run_trial(config, target, sources)
+    """The function Ray Tune runs: results go to the driver through `ray.tune.report`."""
+    from ray import tune
+
+    fit(TrialConfig.from_tune(config), target, sources, tune.report)

@@ -1,0 +1,89 @@
+"""Bad input: one line naming the problem and the allowed values, exit 2, nothing written."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import run_cli
+
+CASES = {
+    "unknown architecture": (
+        {"search": {"architectures": ["lenet5", "vgg99"]}},
+        ["unknown architecture 'vgg99'", "registered:", "lenet5"],
+    ),
+    "unknown key": (
+        {"search": {"trails_per_size": 3}},
+        ["unknown config key `search.trails_per_size`", "allowed here:", "trials_per_size"],
+    ),
+    "size larger than the data": (
+        {"target": {"sizes": [1, 500]}},
+        ["500 examples per class", "allowed: 1..", "or 'all'"],
+    ),
+    "negative learning rate": (
+        {"search": {"lr": {"low": -0.01, "high": 0.1}}},
+        ["`search.lr.low`", "greater than 0", "-0.01"],
+    ),
+    "unknown strategy": (
+        {"search": {"strategies": ["finetune", "freeze-everything"]}},
+        ["`search.strategies.1`", "'scratch', 'finetune', 'freeze-b' or 'linear-probe'"],
+    ),
+}
+
+
+@pytest.fixture
+def store(workdir):
+    """An existing study store, to check that bad input adds nothing to it."""
+    # An absolute URI: MLflow caches stores by URI, and each test has its own folder.
+    client = MlflowClient(tracking_uri=f"sqlite:///{workdir / 'mlflow.db'}")
+    client.create_experiment("earlier-study")
+    return client
+
+
+def all_runs(client: MlflowClient) -> int:
+    ids = [e.experiment_id for e in client.search_experiments()]
+    return len(client.search_runs(ids))
+
+
+def assert_one_line_exit_2(done, expected: list[str]) -> None:
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    for text in expected:
+        assert text in lines[0], (text, lines[0])
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_config_exits_2_with_one_line_and_writes_nothing(store, workdir, case):
+    data, expected = CASES[case]
+    (workdir / "study.yaml").write_text(yaml.safe_dump({"name": "bad", **data}))
+    before = all_runs(store)
+    done = run_cli(["run", "--config", "study.yaml"], cwd=workdir)
+    assert_one_line_exit_2(done, expected)
+    assert all_runs(store) == before
+    assert store.get_experiment_by_name("bad") is None
+    assert not (workdir / "optuna.db").exists()
+    assert not (workdir / "ray_results").exists()
+
+
+def test_unknown_preset_lists_the_presets(workdir):
+    done = run_cli(["run", "--preset", "nope"], cwd=workdir)
+    assert_one_line_exit_2(done, ["unknown preset 'nope'", "allowed: default, smoke"])
+    assert not (workdir / "mlflow.db").exists() and not (workdir / "optuna.db").exists()
+
+
+def test_bad_cli_argument_names_the_choices(workdir):
+    done = run_cli(["best-freeze", "--format", "xml"], cwd=workdir)
+    assert_one_line_exit_2(done, ["invalid choice: 'xml'", "table", "json"])
+
+
+def test_best_freeze_without_a_store_says_so_and_creates_none(workdir):
+    done = run_cli(["best-freeze"], cwd=workdir)
+    assert_one_line_exit_2(done, ["no MLflow store at mlflow.db", "study run"])
+    assert not (workdir / "mlflow.db").exists()
+
+
+def test_missing_config_file(workdir):
+    done = run_cli(["run", "--config", "absent.yaml"], cwd=workdir)
+    assert_one_line_exit_2(done, ["config file absent.yaml does not exist"])

@@ -1,0 +1,112 @@
+"""The smoke study end to end on the real parts: Ray, Optuna RDB storage, MLflow on SQLite.
+
+The study runs through a copy of study/run.py placed in another folder, which is what
+`ray submit` does with it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+from study import tracking as t
+from study.config import load_preset
+from tests.conftest import ROOT, run_cli
+
+pytestmark = pytest.mark.ray
+SMOKE = load_preset("smoke")
+SEARCH_TRIALS = SMOKE.search.trials_per_size * len(SMOKE.target.sizes)
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    work = tmp_path_factory.mktemp("work")
+    elsewhere = tmp_path_factory.mktemp("submitted")
+    shutil.copy(ROOT / "study" / "run.py", elsewhere / "run.py")
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, str(elsewhere / "run.py"), "--preset", "smoke"],
+                          cwd=work, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    client = MlflowClient(tracking_uri=f"sqlite:///{work / 'mlflow.db'}")
+    return work, done, client
+
+
+def child_runs(client: MlflowClient, parent_id: str):
+    experiment = client.get_experiment_by_name("smoke")
+    return client.search_runs([experiment.experiment_id],
+                              filter_string=f"tags.{MLFLOW_PARENT_RUN_ID} = '{parent_id}'")
+
+
+def test_run_prints_progress_the_answer_and_how_to_open_the_ui(smoke):
+    _, done, _ = smoke
+    assert "Number of trials" in done.stdout  # Ray Tune's trial table
+    assert "Best freeze strategy per target dataset size" in done.stdout
+    assert "mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1" in done.stdout
+
+
+def test_mlflow_has_one_parent_and_one_child_per_trial(smoke):
+    work, _, client = smoke
+    experiment = client.get_experiment_by_name("smoke")
+    parents = client.search_runs([experiment.experiment_id], f"tags.{t.TAG_RUN_TYPE} = 'study'")
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    children = child_runs(client, parents[0].info.run_id)
+    search = [r for r in children if r.data.tags[t.TAG_PHASE] == "search"]
+    confirm = [r for r in children if r.data.tags[t.TAG_PHASE] == "confirm"]
+    assert len(search) == SEARCH_TRIALS
+    assert len(confirm) == len(SMOKE.search.strategies) * SMOKE.target.seeds
+    ray_trials = list((work / "ray_results").glob("*/tune_trial_*"))
+    assert len(children) == len(ray_trials)
+    for run in children:
+        tags, params = run.data.tags, run.data.params
+        for tag in (t.TAG_SIZE, t.TAG_SEED, t.TAG_STRATEGY, t.TAG_FREEZE_BOUNDARY,
+                    t.TAG_FREEZE_FRAC, t.TAG_TRIAL_ID):
+            assert tag in tags, tag
+        assert {"arch", "strategy", "freeze", "lr", "backbone_lr_mult"} <= set(params)
+        assert run.info.status == "FINISHED"
+        assert t.METRIC_VAL_ACC in run.data.metrics
+    for run in confirm:
+        assert {t.METRIC_TEST_ACC, t.METRIC_TRAIN_SECONDS, t.METRIC_TRAINABLE_PARAMS} <= set(run.data.metrics)
+        assert run.data.tags[t.TAG_TRIAL_STATE] == "completed"
+        history = client.get_metric_history(run.info.run_id, t.METRIC_VAL_ACC)
+        assert [m.step for m in history] == list(range(1, SMOKE.training.reports + 1))
+    frozen = [r for r in confirm if r.data.tags[t.TAG_STRATEGY] == "linear-probe"]
+    assert frozen and all(r.data.tags[t.TAG_FREEZE_FRAC] == "1.000" for r in frozen)
+
+
+def test_optuna_has_one_study_per_size_with_every_trial_told(smoke):
+    work, _, _ = smoke
+    storage = f"sqlite:///{work / 'optuna.db'}"
+    summaries = optuna.get_all_study_summaries(storage)
+    assert len(summaries) == len(SMOKE.target.sizes)
+    study = optuna.load_study(study_name=summaries[0].study_name, storage=storage)
+    states = [trial.state.name for trial in study.trials]
+    assert len(states) == SEARCH_TRIALS and set(states) <= {"COMPLETE", "PRUNED"}
+
+
+def test_best_freeze_json_has_one_entry_per_size(smoke):
+    work, _, _ = smoke
+    done = run_cli(["best-freeze", "--format", "json"], cwd=work)
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert [a["size"] for a in answer] == [str(s) for s in SMOKE.target.sizes]
+    assert answer[0]["best"]["strategy"] and 0 <= answer[0]["best"]["test_acc"] <= 1
+    named = run_cli(["best-freeze", "--experiment", "smoke"], cwd=work)
+    assert named.returncode == 0 and "best strategy" in named.stdout
+
+
+def test_pretraining_is_recorded_once_and_reused(smoke):
+    work, done, client = smoke
+    assert "pretraining lenet5 on glyphs" in done.stdout
+    experiment = client.get_experiment_by_name(t.PRETRAIN_EXPERIMENT)
+    assert len(client.search_runs([experiment.experiment_id])) == 1
+    again = run_cli(["pretrain", "--preset", "smoke"], cwd=work)
+    assert again.returncode == 0 and "(cached" in again.stdout
+    assert len(client.search_runs([experiment.experiment_id])) == 1
+    assert list((work / "pretrained" / "glyphs").glob("lenet5-seed0-*.pt"))

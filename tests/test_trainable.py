@@ -1,0 +1,100 @@
+"""The trainable's transfer behaviour: exact freezing, separate learning rates, metrics."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from trainables.data import load_target
+from trainables.registry import get_arch
+from trainables.train import TrialConfig, fit
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_target("digits", val_per_class=10, test_per_class=20)
+
+
+def source_state(arch: str) -> dict:
+    """A stand-in for a pretrained source checkpoint (52 source classes, 1 channel)."""
+    torch.manual_seed(1)
+    return get_arch(arch).build(num_classes=52, in_channels=1).state_dict()
+
+
+def config(arch: str, strategy: str, freeze: int, **overrides) -> TrialConfig:
+    values = dict(arch=arch, strategy=strategy, freeze=freeze, lr=0.05, backbone_lr_mult=0.5,
+                  weight_decay=1e-3, size=3, seed=0, steps=6, reports=2, batch_size=8,
+                  weights="study:glyphs")
+    return TrialConfig(**(values | overrides))
+
+
+def stage_state(model, spec, stages) -> dict[str, torch.Tensor]:
+    """Parameters and buffers (BatchNorm running statistics included) of the given stages."""
+    state = {}
+    for stage in stages:
+        for module in spec.stage_modules(model, stage):
+            for name, tensor in module.state_dict().items():
+                state[f"{stage.name}.{name}"] = tensor.clone()
+    return state
+
+
+@pytest.mark.parametrize("arch,boundary", [("resnet18", 2), ("lenet5", 2)])
+def test_frozen_stages_are_bit_identical_after_training(digits, arch, boundary):
+    spec = get_arch(arch)
+    source = source_state(arch)
+    reference = spec.build(num_classes=52, in_channels=1)
+    reference.load_state_dict(source)
+    before = stage_state(reference, spec, spec.stages)
+
+    model, metrics = fit(config(arch, "freeze-b", boundary), digits, {arch: source}, lambda m: None)
+
+    after = stage_state(model, spec, spec.stages)
+    frozen = {s.name for s in spec.stages[:boundary]}
+    for key, tensor in before.items():
+        if key.split(".")[0] in frozen:
+            assert torch.equal(after[key], tensor), f"frozen {key} moved"
+    moved = [k for k in before if k.split(".")[0] not in frozen and not torch.equal(after[k], before[k])]
+    assert moved, "the trainable stages did not learn"
+    if arch == "resnet18":  # running statistics of a trainable BatchNorm do update
+        assert any("running_mean" in k for k in moved)
+    head = spec.head_module(model)
+    assert head.out_features == 10 and head.weight.requires_grad
+    assert 0.0 <= metrics["test_acc"] <= 1.0 and metrics["epoch"] == 2
+
+
+def test_frozen_batchnorm_stays_in_eval_mode_after_train_calls(digits):
+    spec = get_arch("resnet18")
+    model, _ = fit(config("resnet18", "freeze-b", 3), digits, {"resnet18": source_state("resnet18")},
+                   lambda m: None)
+    model.train()
+    for stage in spec.stages[:3]:
+        for module in spec.stage_modules(model, stage):
+            assert not any(m.training for m in module.modules())
+    assert all(m.training for m in spec.stage_modules(model, spec.stages[3]))
+
+
+def test_linear_probe_trains_only_the_head_and_reports_each_epoch(digits):
+    reports = []
+    spec = get_arch("lenet5")
+    model, metrics = fit(config("lenet5", "linear-probe", spec.num_stages, reports=3, steps=9),
+                         digits, {"lenet5": source_state("lenet5")}, reports.append)
+    head_params = sum(p.numel() for p in spec.head_module(model).parameters())
+    assert metrics["trainable_params"] == head_params
+    assert [r["epoch"] for r in reports] == [1, 2, 3]
+    assert "test_acc" not in reports[0] and "test_acc" in reports[-1]
+    assert reports[-1]["best_val_acc"] == max(r["val_acc"] for r in reports)
+
+
+def test_scratch_ignores_source_weights(digits):
+    model, _ = fit(config("lenet5", "scratch", 0, weights="none", steps=1, reports=1),
+                   digits, {}, lambda m: None)
+    source = source_state("lenet5")
+    assert not torch.equal(model.c1[0].weight, source["c1.0.weight"])
+
+
+def test_trial_config_reads_a_tune_config():
+    raw = {**config("lenet5", "finetune", 0).__dict__, "size": "all", "phase": "search", "extra": 1}
+    assert TrialConfig.from_tune(raw).size is None
+    del raw["lr"]
+    with pytest.raises(ValueError, match="lacks lr"):
+        TrialConfig.from_tune(raw)
