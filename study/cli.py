@@ -46,8 +46,10 @@ def _existing_store(uri: str) -> str:
     if uri.startswith("sqlite:///"):
         path = Path(uri.removeprefix("sqlite:///"))
         if not path.is_file():
-            raise BadInput(f"no MLflow store at {path} (tracking URI {uri}); run `study run` first "
-                           f"or pass --tracking-uri")
+            raise BadInput(
+                f"no MLflow store at {path} (tracking URI {uri}); run `study run` first "
+                f"or pass --tracking-uri"
+            )
     return uri
 
 
@@ -58,8 +60,10 @@ def cmd_run(args) -> int:
     config = _study_config(args)
     answer = run_study(config, log=lambda line: print(line, flush=True))
     print()
-    print(f"Best freeze strategy per target dataset size (study {config.name}, mean test "
-          f"accuracy over {config.target.seeds} seeds):")
+    print(
+        f"Best freeze strategy per target dataset size (study {config.name}, mean test "
+        f"accuracy over {config.target.seeds} seeds):"
+    )
     print(best_freeze_table(answer))
     print()
     print(f"Browse every trial in the MLflow UI: {ui_command(config.stores.mlflow)}")
@@ -91,8 +95,9 @@ def cmd_pretrain(args) -> int:
     if args.arch:
         from study.config import check_names
 
-        config = config.model_copy(update={"search": config.search.model_copy(
-            update={"architectures": args.arch})})
+        config = config.model_copy(
+            update={"search": config.search.model_copy(update={"architectures": args.arch})}
+        )
         check_names(config, "--arch")
     client = tracking.client_for(config.stores.mlflow)
     pretrain_sources(config, client, log=lambda line: print(line, flush=True))
@@ -116,12 +121,17 @@ def cmd_ui(args) -> int:
 
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--preset", default="default", help="an embedded preset (default, smoke, ...)")
+    group.add_argument(
+        "--preset", default="default", help="an embedded preset (default, smoke, ...)"
+    )
     group.add_argument("--config", help="a study config YAML file")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="study", description="Transfer-learning studies: which layers to freeze, per dataset size.")
+    parser = Parser(
+        prog="study",
+        description="Transfer-learning studies: which layers to freeze, per dataset size.",
+    )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     run = commands.add_parser("run", help="run a study: pretrain, search, confirm, report")

@@ -44,7 +44,9 @@ class LogRange(Strict):
 
 class TargetConfig(Strict):
     dataset: Literal["digits"] = "digits"
-    sizes: list[int | Literal["all"]] = Field(default_factory=lambda: [1, 2, 5, 10, "all"], min_length=1)
+    sizes: list[int | Literal["all"]] = Field(
+        default_factory=lambda: [1, 2, 5, 10, "all"], min_length=1
+    )
     seeds: int = Field(5, ge=1, le=100, description="seeds 0..seeds-1 in the confirm phase")
     val_per_class: int = Field(30, ge=1)
     test_per_class: int = Field(50, ge=1)
@@ -103,7 +105,9 @@ class TrainingConfig(Strict):
 
 class SearchConfig(Strict):
     architectures: list[str] = Field(default_factory=lambda: ["lenet5", "resnet18"], min_length=1)
-    strategies: list[Literal[STRATEGIES]] = Field(default_factory=lambda: list(STRATEGIES), min_length=1)
+    strategies: list[Literal[STRATEGIES]] = Field(
+        default_factory=lambda: list(STRATEGIES), min_length=1
+    )
     trials_per_size: int = Field(10, ge=1)
     lr: LogRange = LogRange(low=1e-3, high=0.3)
     backbone_lr_mult: LogRange = LogRange(low=0.01, high=1.0)
@@ -146,7 +150,9 @@ class StudyConfig(Strict):
     @classmethod
     def _not_mlflow_default(cls, name: str) -> str:
         if name.lower() == "default":
-            raise ValueError("'default' is taken by MLflow's Default experiment; choose another name")
+            raise ValueError(
+                "'default' is taken by MLflow's Default experiment; choose another name"
+            )
         return name
 
     def sizes(self) -> list[int | None]:
@@ -189,7 +195,9 @@ def _one_line(error: ValidationError, source: str) -> str:
 
 def parse_config(data: dict, source: str) -> StudyConfig:
     if not isinstance(data, dict):
-        raise ConfigError(f"{source}: a study config must be a YAML mapping, got {type(data).__name__}")
+        raise ConfigError(
+            f"{source}: a study config must be a YAML mapping, got {type(data).__name__}"
+        )
     try:
         config = StudyConfig.model_validate(data)
     except ValidationError as error:

@@ -18,7 +18,13 @@ from search_spaces.transfer import coverage_points, define, strategy_label
 from study import report, tracking
 from study.config import ConfigError, StudyConfig
 from study.query import best_per_size, study_confirm_rows
-from study.searcher import OBJECTIVE, OBJECTIVE_DONE, Stratum, StratifiedOptunaSearch, create_stratum_study
+from study.searcher import (
+    OBJECTIVE,
+    OBJECTIVE_DONE,
+    StratifiedOptunaSearch,
+    Stratum,
+    create_stratum_study,
+)
 from study.tuner import confirm_tuner, ray_runtime, search_tuner
 from trainables.data import TargetData, load_target
 from trainables.pretrain import PretrainSettings, pretrain
@@ -28,8 +34,9 @@ from trainables.registry import get_arch
 def load_checked_target(config: StudyConfig) -> TargetData:
     """The target dataset, with every requested size checked against it (driver side)."""
     try:
-        target = load_target(config.target.dataset, config.target.val_per_class,
-                             config.target.test_per_class)
+        target = load_target(
+            config.target.dataset, config.target.val_per_class, config.target.test_per_class
+        )
     except ValueError as error:
         raise ConfigError(str(error)) from None
     largest = target.max_size()
@@ -44,8 +51,14 @@ def load_checked_target(config: StudyConfig) -> TargetData:
 
 def pretrain_settings(config: StudyConfig) -> PretrainSettings:
     src = config.source
-    return PretrainSettings(source=src.dataset, images=src.images, epochs=src.epochs,
-                            batch_size=src.batch_size, lr=src.lr, seed=src.seed)
+    return PretrainSettings(
+        source=src.dataset,
+        images=src.images,
+        epochs=src.epochs,
+        batch_size=src.batch_size,
+        lr=src.lr,
+        seed=src.seed,
+    )
 
 
 def pretrain_sources(config: StudyConfig, client, log=print) -> dict[str, dict]:
@@ -57,10 +70,14 @@ def pretrain_sources(config: StudyConfig, client, log=print) -> dict[str, dict]:
     for arch in config.search.architectures:
         checkpoint = pretrain(arch, settings, Path(config.stores.checkpoints), log=log)
         if checkpoint.trained_now:
-            tracking.record_pretraining(client, config.stores.artifacts, checkpoint, asdict(settings))
+            tracking.record_pretraining(
+                client, config.stores.artifacts, checkpoint, asdict(settings)
+            )
         else:
-            log(f"source checkpoint for {arch}: {checkpoint.path} (cached, "
-                f"source val_acc {checkpoint.val_acc:.3f})")
+            log(
+                f"source checkpoint for {arch}: {checkpoint.path} (cached, "
+                f"source val_acc {checkpoint.val_acc:.3f})"
+            )
         sources[arch] = checkpoint.state_dict
     return sources
 
@@ -83,14 +100,17 @@ def stratum_constants(config: StudyConfig, target: TargetData, size: int | None)
 
 
 def make_searcher(config: StudyConfig, target: TargetData, study_key: str, stages: dict[str, int]):
-    space = partial(define, stages=stages, strategies=config.search.strategies,
-                    ranges=config.search.ranges())
+    space = partial(
+        define, stages=stages, strategies=config.search.strategies, ranges=config.search.ranges()
+    )
     startup = coverage_points(stages, config.search.strategies)
     strata = []
     for index, size in enumerate(config.sizes()):
         constants = stratum_constants(config, target, size)
         name = f"{study_key}.size-{constants['size']}"
-        study = create_stratum_study(config.stores.optuna, name, config.search.seed + index, startup)
+        study = create_stratum_study(
+            config.stores.optuna, name, config.search.seed + index, startup
+        )
         strata.append(Stratum(name, study, config.search.trials_per_size, constants))
 
     def suggest(trial, constants):
@@ -130,8 +150,9 @@ def run_study(config: StudyConfig, log=print) -> list[dict]:
 
     client = tracking.client_for(config.stores.mlflow)
     experiment_id = tracking.ensure_experiment(client, config.name, config.stores.artifacts)
-    parent = tracking.start_study_run(client, experiment_id, config.name,
-                                      {"config": json.dumps(config.model_dump(mode="json"))})
+    parent = tracking.start_study_run(
+        client, experiment_id, config.name, {"config": json.dumps(config.model_dump(mode="json"))}
+    )
     log(f"study {config.name}: MLflow run {parent} in {config.stores.mlflow}")
     try:
         sources = pretrain_sources(config, client, log)
@@ -139,15 +160,21 @@ def run_study(config: StudyConfig, log=print) -> list[dict]:
         study_key = f"{config.name}.{parent[:8]}"
         with ray_runtime(config):
             searcher = make_searcher(config, target, study_key, stages)
-            log(f"search phase: {config.search.trials_per_size} trials for each of "
-                f"{len(config.sizes())} sizes; Optuna studies {study_key}.size-* in {config.stores.optuna}")
-            results = search_tuner(config, f"{study_key}-search", target, sources, searcher,
-                                   [logger]).fit()
+            log(
+                f"search phase: {config.search.trials_per_size} trials for each of "
+                f"{len(config.sizes())} sizes; Optuna studies {study_key}.size-* in {config.stores.optuna}"
+            )
+            results = search_tuner(
+                config, f"{study_key}-search", target, sources, searcher, [logger]
+            ).fit()
             to_confirm = confirm_configs(results, config.target.seeds)
-            log(f"confirm phase: {len(to_confirm)} trials ({config.target.seeds} seeds per "
-                f"best configuration of each strategy and size)")
-            confirm_tuner(config, f"{study_key}-confirm", target, sources, to_confirm,
-                          [logger]).fit()
+            log(
+                f"confirm phase: {len(to_confirm)} trials ({config.target.seeds} seeds per "
+                f"best configuration of each strategy and size)"
+            )
+            confirm_tuner(
+                config, f"{study_key}-confirm", target, sources, to_confirm, [logger]
+            ).fit()
         answer = best_per_size(study_confirm_rows(client, parent))
         report.log_report(client, parent, answer, study_confirm_rows(client, parent))
     except BaseException:

@@ -11,26 +11,51 @@ from mlflow.tracking import MlflowClient
 from study.query import rank_strategies, size_order
 
 
+VERDICTS = {True: "clear winner", False: "no clear winner", None: "-"}
+
+
 def _cell(entry: dict | None) -> tuple[str, str]:
     if entry is None:
         return "-", "-"
     accuracy = f"{entry['test_acc']:.3f}"
-    if entry["seeds"] > 1:
-        accuracy += f" ± {entry['test_acc_std']:.3f}"
+    if entry["ci95"] is not None:
+        low, high = entry["ci95"]
+        accuracy += f" [{low:.3f}, {high:.3f}]"
     return f"{entry['arch']} {entry['strategy']}", accuracy
 
 
 def best_freeze_table(answer: list[dict]) -> str:
-    header = ("dataset", "size/class", "best strategy", "test acc", "runner-up", "test acc", "seeds")
+    header = (
+        "dataset",
+        "size/class",
+        "best strategy",
+        "test acc [95% CI]",
+        "runner-up",
+        "test acc [95% CI]",
+        "seeds",
+        "verdict",
+    )
     rows = [header]
     for item in answer:
         best, best_acc = _cell(item["best"])
         second, second_acc = _cell(item["runner_up"])
-        rows.append((item["dataset"], item["size"], best, best_acc, second, second_acc,
-                     str(item["best"]["seeds"])))
+        rows.append(
+            (
+                item["dataset"],
+                item["size"],
+                best,
+                best_acc,
+                second,
+                second_acc,
+                str(item["best"]["seeds"]),
+                VERDICTS[item["clear_winner"]],
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-             for row in rows]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)
 
@@ -52,7 +77,9 @@ def accuracy_plot(rows: list[dict], path: Path) -> None:
     figure, axes = plt.subplots(figsize=(8, 5))
     for label, points in sorted(lines.items()):
         points.sort(key=lambda point: size_order(point[0]))
-        axes.plot([sizes.index(s) for s, _ in points], [a for _, a in points], marker="o", label=label)
+        axes.plot(
+            [sizes.index(s) for s, _ in points], [a for _, a in points], marker="o", label=label
+        )
     axes.set_xticks(range(len(sizes)), sizes)
     axes.set_xlabel("training examples per class")
     axes.set_ylabel("mean test accuracy over seeds")
@@ -63,7 +90,9 @@ def accuracy_plot(rows: list[dict], path: Path) -> None:
     plt.close(figure)
 
 
-def log_report(client: MlflowClient, parent_run_id: str, answer: list[dict], rows: list[dict]) -> None:
+def log_report(
+    client: MlflowClient, parent_run_id: str, answer: list[dict], rows: list[dict]
+) -> None:
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
         (folder / "best_freeze.txt").write_text(best_freeze_table(answer) + "\n")

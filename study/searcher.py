@@ -38,7 +38,10 @@ def create_stratum_study(storage: str, name: str, seed: int, startup: list[dict]
         seed=seed, multivariate=True, n_startup_trials=max(len(startup), 4)
     )
     study = optuna.create_study(
-        study_name=name, storage=storage, sampler=sampler, direction="maximize",
+        study_name=name,
+        storage=storage,
+        sampler=sampler,
+        direction="maximize",
         load_if_exists=True,
     )
     for params in startup:
@@ -47,8 +50,13 @@ def create_stratum_study(storage: str, name: str, seed: int, startup: list[dict]
 
 
 class StratifiedOptunaSearch(Searcher):
-    def __init__(self, strata: list[Stratum], define: Callable[[optuna.Trial, dict], dict],
-                 metric: str, mode: str = "max") -> None:
+    def __init__(
+        self,
+        strata: list[Stratum],
+        define: Callable[[optuna.Trial, dict], dict],
+        metric: str,
+        mode: str = "max",
+    ) -> None:
         super().__init__(metric=metric, mode=mode)
         self.strata = strata
         self.define = define

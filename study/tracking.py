@@ -31,8 +31,17 @@ TAG_TRIAL_ID = "trial_id"
 TAG_TRIAL_STATE = "trial_state"  # completed | pruned | failed
 TAG_ERROR = "error"
 # Params
-TRIAL_PARAMS = ("arch", "strategy", "freeze", "lr", "backbone_lr_mult", "weight_decay",
-                "steps", "batch_size", "weights")
+TRIAL_PARAMS = (
+    "arch",
+    "strategy",
+    "freeze",
+    "lr",
+    "backbone_lr_mult",
+    "weight_decay",
+    "steps",
+    "batch_size",
+    "weights",
+)
 # Metrics
 METRIC_VAL_ACC = "val_acc"
 METRIC_TEST_ACC = "test_acc"
@@ -82,8 +91,14 @@ def trial_tags(config: dict, stages: int, label: str) -> dict[str, str]:
 class MlflowTrialLogger(Callback):
     """Ray Tune callback on the driver: mirrors every trial into an MLflow child run."""
 
-    def __init__(self, client: MlflowClient, experiment_id: str, parent_run_id: str,
-                 stage_counts: dict[str, int], label_of) -> None:
+    def __init__(
+        self,
+        client: MlflowClient,
+        experiment_id: str,
+        parent_run_id: str,
+        stage_counts: dict[str, int],
+        label_of,
+    ) -> None:
         self.client = client
         self.experiment_id = experiment_id
         self.parent_run_id = parent_run_id
@@ -99,7 +114,7 @@ class MlflowTrialLogger(Callback):
             MLFLOW_PARENT_RUN_ID: self.parent_run_id,
             TAG_TRIAL_ID: trial.trial_id,
             MLFLOW_RUN_NAME: f"{config['phase']}-size{config['size']}-{config['arch']}-"
-                             f"{label}-seed{config['seed']}-{trial.trial_id}",
+            f"{label}-seed{config['seed']}-{trial.trial_id}",
         }
         run = self.client.create_run(self.experiment_id, start_time=now_ms(), tags=tags)
         self.run_ids[trial.trial_id] = run.info.run_id
@@ -111,8 +126,11 @@ class MlflowTrialLogger(Callback):
         if run_id is None:
             return
         step, stamp = int(result["epoch"]), now_ms()
-        metrics = [Metric(name, float(result[name]), stamp, step)
-                   for name in STEP_METRICS if name in result]
+        metrics = [
+            Metric(name, float(result[name]), stamp, step)
+            for name in STEP_METRICS
+            if name in result
+        ]
         self.client.log_batch(run_id, metrics=metrics)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
@@ -122,11 +140,16 @@ class MlflowTrialLogger(Callback):
         result = trial.last_result or {}
         finished = METRIC_TEST_ACC in result  # only a trial that ran to the end reports it
         stamp, step = now_ms(), int(result.get("epoch", 0))
-        final = [Metric(name, float(result[name]), stamp, step)
-                 for name in (METRIC_TEST_ACC, METRIC_TRAIN_SECONDS, METRIC_TRAINABLE_PARAMS)
-                 if name in result]
-        self.client.log_batch(run_id, metrics=final,
-                              tags=[RunTag(TAG_TRIAL_STATE, "completed" if finished else "pruned")])
+        final = [
+            Metric(name, float(result[name]), stamp, step)
+            for name in (METRIC_TEST_ACC, METRIC_TRAIN_SECONDS, METRIC_TRAINABLE_PARAMS)
+            if name in result
+        ]
+        self.client.log_batch(
+            run_id,
+            metrics=final,
+            tags=[RunTag(TAG_TRIAL_STATE, "completed" if finished else "pruned")],
+        )
         self.client.set_terminated(run_id, "FINISHED", end_time=stamp)
 
     def on_trial_error(self, iteration, trials, trial, **info):
@@ -134,8 +157,13 @@ class MlflowTrialLogger(Callback):
         if run_id is None:
             return
         reason = str(getattr(trial, "error_message", None) or "trial raised").strip()
-        self.client.log_batch(run_id, tags=[RunTag(TAG_TRIAL_STATE, "failed"),
-                                            RunTag(TAG_ERROR, reason.splitlines()[-1][:4000])])
+        self.client.log_batch(
+            run_id,
+            tags=[
+                RunTag(TAG_TRIAL_STATE, "failed"),
+                RunTag(TAG_ERROR, reason.splitlines()[-1][:4000]),
+            ],
+        )
         self.client.set_terminated(run_id, "FAILED", end_time=now_ms())
 
 
@@ -155,14 +183,20 @@ def record_pretraining(client: MlflowClient, artifacts: str, checkpoint, setting
     run = client.create_run(
         experiment_id,
         start_time=now_ms(),
-        tags={TAG_RUN_TYPE: "pretrain", TAG_ARCH: checkpoint.arch,
-              "checkpoint": str(checkpoint.path), MLFLOW_RUN_NAME: f"pretrain-{checkpoint.arch}"},
+        tags={
+            TAG_RUN_TYPE: "pretrain",
+            TAG_ARCH: checkpoint.arch,
+            "checkpoint": str(checkpoint.path),
+            MLFLOW_RUN_NAME: f"pretrain-{checkpoint.arch}",
+        },
     )
     client.log_batch(
         run.info.run_id,
         params=[Param(k, str(v)) for k, v in settings.items()],
-        metrics=[Metric("source_val_acc", checkpoint.val_acc, now_ms(), 0),
-                 Metric(METRIC_TRAIN_SECONDS, checkpoint.train_seconds, now_ms(), 0)],
+        metrics=[
+            Metric("source_val_acc", checkpoint.val_acc, now_ms(), 0),
+            Metric(METRIC_TRAIN_SECONDS, checkpoint.train_seconds, now_ms(), 0),
+        ],
     )
     client.set_terminated(run.info.run_id, "FINISHED")
     return run.info.run_id

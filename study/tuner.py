@@ -20,8 +20,14 @@ METRIC = "val_acc"
 # Progress output: Ray Tune's compact periodic trial table (CLIReporter) instead of the new
 # output engine, which prints a box per trial start and result.
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-PROGRESS_PARAMS = {"size": "size", "seed": "seed", "arch": "arch", "strategy": "strategy",
-                   "freeze": "b", "lr": "lr"}
+PROGRESS_PARAMS = {
+    "size": "size",
+    "seed": "seed",
+    "arch": "arch",
+    "strategy": "strategy",
+    "freeze": "b",
+    "lr": "lr",
+}
 PROGRESS_METRICS = {"epoch": "epoch", "val_acc": "val_acc", "test_acc": "test_acc"}
 
 
@@ -84,7 +90,9 @@ def _run_config(config: StudyConfig, name: str, callbacks) -> tune.RunConfig:
     )
 
 
-def search_tuner(config: StudyConfig, name: str, target, sources, searcher, callbacks) -> tune.Tuner:
+def search_tuner(
+    config: StudyConfig, name: str, target, sources, searcher, callbacks
+) -> tune.Tuner:
     scheduler = ASHAScheduler(
         time_attr="training_iteration",
         max_t=config.training.reports,
@@ -107,8 +115,9 @@ def search_tuner(config: StudyConfig, name: str, target, sources, searcher, call
     )
 
 
-def confirm_tuner(config: StudyConfig, name: str, target, sources, trial_configs: list[dict],
-                  callbacks) -> tune.Tuner:
+def confirm_tuner(
+    config: StudyConfig, name: str, target, sources, trial_configs: list[dict], callbacks
+) -> tune.Tuner:
     """Every given configuration, run to the end (no early stopping)."""
     return tune.Tuner(
         _trainable(config, target, sources),

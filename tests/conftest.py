@@ -16,8 +16,9 @@ STUDY = [sys.executable, str(ROOT / "study" / "run.py")]
 def run_cli(args: list[str], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
     """`python study/run.py ARGS` in `cwd`, the way `study ...` runs on a user's machine."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "RAY_ADDRESS"))}
-    return subprocess.run(STUDY + args, cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        STUDY + args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.fixture

@@ -25,7 +25,9 @@ def test_splits_are_fixed_stratified_and_disjoint(digits):
     assert not _rows(digits.pool) & _rows(digits.test)
     assert not _rows(digits.val) & _rows(digits.test)
     again = load_target("digits", val_per_class=30, test_per_class=50)
-    assert np.array_equal(again.test.y, digits.test.y) and np.array_equal(again.test.x, digits.test.x)
+    assert np.array_equal(again.test.y, digits.test.y) and np.array_equal(
+        again.test.x, digits.test.x
+    )
 
 
 def test_subsets_per_seed_are_stratified_nested_and_reproducible(digits):

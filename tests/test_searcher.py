@@ -16,12 +16,17 @@ STRATEGIES = ["scratch", "freeze-b", "linear-probe"]
 def make(storage: str, budget: int) -> StratifiedOptunaSearch:
     startup = coverage_points(STAGES, STRATEGIES)
     strata = [
-        Stratum(f"s.size-{size}", create_stratum_study(storage, f"s.size-{size}", size, startup),
-                budget, {"size": size, "reports": 3})
+        Stratum(
+            f"s.size-{size}",
+            create_stratum_study(storage, f"s.size-{size}", size, startup),
+            budget,
+            {"size": size, "reports": 3},
+        )
         for size in (1, 5)
     ]
     return StratifiedOptunaSearch(
-        strata, lambda trial, constants: {**define(trial, STAGES, STRATEGIES), **constants},
+        strata,
+        lambda trial, constants: {**define(trial, STAGES, STRATEGIES), **constants},
         metric="val_acc",
     )
 
@@ -35,7 +40,8 @@ def test_strata_get_their_budget_and_every_strategy_first(tmp_path):
         mine = [c for c in configs if c["size"] == size]
         assert len(mine) == 6
         assert {(c["arch"], c["strategy"]) for c in mine} == {
-            (a, s) for a in STAGES for s in STRATEGIES}
+            (a, s) for a in STAGES for s in STRATEGIES
+        }
     for c in configs:
         if c["strategy"] == "linear-probe":
             assert c["freeze"] == STAGES[c["arch"]]
@@ -53,8 +59,9 @@ def test_stopped_early_is_pruned_finished_is_complete_error_is_fail(tmp_path):
     for trial_id in ("done", "stopped", "broken"):
         searcher.suggest(trial_id)
     searcher.on_trial_result("done", {"val_acc": 0.5, "epoch": 1})
-    searcher.on_trial_complete("done", {"val_acc": 0.7, "best_val_acc": 0.8, "epoch": 3,
-                                        "test_acc": 0.1})
+    searcher.on_trial_complete(
+        "done", {"val_acc": 0.7, "best_val_acc": 0.8, "epoch": 3, "test_acc": 0.1}
+    )
     searcher.on_trial_result("stopped", {"val_acc": 0.2, "epoch": 1})
     searcher.on_trial_complete("stopped", {"val_acc": 0.2, "best_val_acc": 0.2, "epoch": 1})
     searcher.on_trial_complete("broken", None, error=True)

@@ -31,8 +31,13 @@ def smoke(tmp_path_factory):
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, str(elsewhere / "run.py"), "--preset", "smoke"],
-                          cwd=work, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, str(elsewhere / "run.py"), "--preset", "smoke"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     client = MlflowClient(tracking_uri=f"sqlite:///{work / 'mlflow.db'}")
     return work, done, client
@@ -40,8 +45,9 @@ def smoke(tmp_path_factory):
 
 def child_runs(client: MlflowClient, parent_id: str):
     experiment = client.get_experiment_by_name("smoke")
-    return client.search_runs([experiment.experiment_id],
-                              filter_string=f"tags.{MLFLOW_PARENT_RUN_ID} = '{parent_id}'")
+    return client.search_runs(
+        [experiment.experiment_id], filter_string=f"tags.{MLFLOW_PARENT_RUN_ID} = '{parent_id}'"
+    )
 
 
 def test_run_prints_progress_the_answer_and_how_to_open_the_ui(smoke):
@@ -65,14 +71,22 @@ def test_mlflow_has_one_parent_and_one_child_per_trial(smoke):
     assert len(children) == len(ray_trials)
     for run in children:
         tags, params = run.data.tags, run.data.params
-        for tag in (t.TAG_SIZE, t.TAG_SEED, t.TAG_STRATEGY, t.TAG_FREEZE_BOUNDARY,
-                    t.TAG_FREEZE_FRAC, t.TAG_TRIAL_ID):
+        for tag in (
+            t.TAG_SIZE,
+            t.TAG_SEED,
+            t.TAG_STRATEGY,
+            t.TAG_FREEZE_BOUNDARY,
+            t.TAG_FREEZE_FRAC,
+            t.TAG_TRIAL_ID,
+        ):
             assert tag in tags, tag
         assert {"arch", "strategy", "freeze", "lr", "backbone_lr_mult"} <= set(params)
         assert run.info.status == "FINISHED"
         assert t.METRIC_VAL_ACC in run.data.metrics
     for run in confirm:
-        assert {t.METRIC_TEST_ACC, t.METRIC_TRAIN_SECONDS, t.METRIC_TRAINABLE_PARAMS} <= set(run.data.metrics)
+        assert {t.METRIC_TEST_ACC, t.METRIC_TRAIN_SECONDS, t.METRIC_TRAINABLE_PARAMS} <= set(
+            run.data.metrics
+        )
         assert run.data.tags[t.TAG_TRIAL_STATE] == "completed"
         history = client.get_metric_history(run.info.run_id, t.METRIC_VAL_ACC)
         assert [m.step for m in history] == list(range(1, SMOKE.training.reports + 1))

@@ -22,9 +22,20 @@ def source_state(arch: str) -> dict:
 
 
 def config(arch: str, strategy: str, freeze: int, **overrides) -> TrialConfig:
-    values = dict(arch=arch, strategy=strategy, freeze=freeze, lr=0.05, backbone_lr_mult=0.5,
-                  weight_decay=1e-3, size=3, seed=0, steps=6, reports=2, batch_size=8,
-                  weights="study:glyphs")
+    values = dict(
+        arch=arch,
+        strategy=strategy,
+        freeze=freeze,
+        lr=0.05,
+        backbone_lr_mult=0.5,
+        weight_decay=1e-3,
+        size=3,
+        seed=0,
+        steps=6,
+        reports=2,
+        batch_size=8,
+        weights="study:glyphs",
+    )
     return TrialConfig(**(values | overrides))
 
 
@@ -53,7 +64,9 @@ def test_frozen_stages_are_bit_identical_after_training(digits, arch, boundary):
     for key, tensor in before.items():
         if key.split(".")[0] in frozen:
             assert torch.equal(after[key], tensor), f"frozen {key} moved"
-    moved = [k for k in before if k.split(".")[0] not in frozen and not torch.equal(after[k], before[k])]
+    moved = [
+        k for k in before if k.split(".")[0] not in frozen and not torch.equal(after[k], before[k])
+    ]
     assert moved, "the trainable stages did not learn"
     if arch == "resnet18":  # running statistics of a trainable BatchNorm do update
         assert any("running_mean" in k for k in moved)
@@ -64,8 +77,12 @@ def test_frozen_stages_are_bit_identical_after_training(digits, arch, boundary):
 
 def test_frozen_batchnorm_stays_in_eval_mode_after_train_calls(digits):
     spec = get_arch("resnet18")
-    model, _ = fit(config("resnet18", "freeze-b", 3), digits, {"resnet18": source_state("resnet18")},
-                   lambda m: None)
+    model, _ = fit(
+        config("resnet18", "freeze-b", 3),
+        digits,
+        {"resnet18": source_state("resnet18")},
+        lambda m: None,
+    )
     model.train()
     for stage in spec.stages[:3]:
         for module in spec.stage_modules(model, stage):
@@ -76,8 +93,12 @@ def test_frozen_batchnorm_stays_in_eval_mode_after_train_calls(digits):
 def test_linear_probe_trains_only_the_head_and_reports_each_epoch(digits):
     reports = []
     spec = get_arch("lenet5")
-    model, metrics = fit(config("lenet5", "linear-probe", spec.num_stages, reports=3, steps=9),
-                         digits, {"lenet5": source_state("lenet5")}, reports.append)
+    model, metrics = fit(
+        config("lenet5", "linear-probe", spec.num_stages, reports=3, steps=9),
+        digits,
+        {"lenet5": source_state("lenet5")},
+        reports.append,
+    )
     head_params = sum(p.numel() for p in spec.head_module(model).parameters())
     assert metrics["trainable_params"] == head_params
     assert [r["epoch"] for r in reports] == [1, 2, 3]
@@ -86,8 +107,12 @@ def test_linear_probe_trains_only_the_head_and_reports_each_epoch(digits):
 
 
 def test_scratch_ignores_source_weights(digits):
-    model, _ = fit(config("lenet5", "scratch", 0, weights="none", steps=1, reports=1),
-                   digits, {}, lambda m: None)
+    model, _ = fit(
+        config("lenet5", "scratch", 0, weights="none", steps=1, reports=1),
+        digits,
+        {},
+        lambda m: None,
+    )
     source = source_state("lenet5")
     assert not torch.equal(model.c1[0].weight, source["c1.0.weight"])
 

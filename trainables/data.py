@@ -9,6 +9,7 @@ subset, and for one seed a smaller subset is contained in a larger one.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -130,6 +131,7 @@ def load_target(name: str, val_per_class: int, test_per_class: int) -> TargetDat
     return split_target(name, classes, images, labels, val_per_class, test_per_class)
 
 
+@lru_cache(maxsize=2)  # rendering 40k letters takes ~15 s; every architecture reuses them
 def load_source(name: str, n_images: int, seed: int) -> tuple[Split, Split, tuple[str, ...]]:
     """The source task as (train, val) splits; val is a held-out 10%."""
     if name != "glyphs":

@@ -8,7 +8,7 @@ the task has far more data and classes than a target and teaches general stroke 
 from __future__ import annotations
 
 import string
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import matplotlib
@@ -41,7 +41,7 @@ FONT_FILES = (
 )
 
 
-@lru_cache(maxsize=None)
+@cache
 def _font(file: str, size: int) -> ImageFont.FreeTypeFont:
     path = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / file
     return ImageFont.truetype(str(path), size)

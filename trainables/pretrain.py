@@ -66,8 +66,13 @@ def pretrain(
     if path.exists():
         saved = load_checkpoint(path)
         return SourceCheckpoint(
-            arch, path, saved["state_dict"], saved["num_classes"], saved["val_acc"],
-            saved["train_seconds"], trained_now=False,
+            arch,
+            path,
+            saved["state_dict"],
+            saved["num_classes"],
+            saved["val_acc"],
+            saved["train_seconds"],
+            trained_now=False,
         )
 
     spec = get_arch(arch)
@@ -82,14 +87,19 @@ def pretrain(
     )
     x, y = train.tensors()
     started = time.perf_counter()
-    log(f"pretraining {arch} on {settings.source}: {len(train)} images, {settings.epochs} epochs, "
-        f"{count_params(model):,} parameters")
+    log(
+        f"pretraining {arch} on {settings.source}: {len(train)} images, {settings.epochs} epochs, "
+        f"{count_params(model):,} parameters"
+    )
     for epoch in range(settings.epochs):
-        loss = train_steps(model, optimizer, scheduler, x, y, steps_per_epoch,
-                           settings.batch_size, generator)
+        loss = train_steps(
+            model, optimizer, scheduler, x, y, steps_per_epoch, settings.batch_size, generator
+        )
         val_acc = accuracy(model, *val.tensors())
-        log(f"  {arch} epoch {epoch + 1}/{settings.epochs}: loss {loss:.3f}, "
-            f"source val_acc {val_acc:.3f}")
+        log(
+            f"  {arch} epoch {epoch + 1}/{settings.epochs}: loss {loss:.3f}, "
+            f"source val_acc {val_acc:.3f}"
+        )
     seconds = time.perf_counter() - started
     saved = {
         "arch": arch,

@@ -20,9 +20,7 @@ STRATEGIES = ("scratch", "finetune", "freeze-b", "linear-probe")
 
 def check_boundary(spec: ArchSpec, boundary: int) -> None:
     if not 0 <= boundary <= spec.num_stages:
-        raise ValueError(
-            f"`freeze` must be 0..{spec.num_stages} for {spec.name}, got {boundary}"
-        )
+        raise ValueError(f"`freeze` must be 0..{spec.num_stages} for {spec.name}, got {boundary}")
 
 
 def frozen_modules(model: nn.Module, spec: ArchSpec, boundary: int) -> list[nn.Module]:

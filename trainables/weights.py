@@ -46,7 +46,9 @@ def torchvision_cache_file(name: str) -> Path:
     try:
         weights = get_weight(name)
     except (ValueError, KeyError, AttributeError):
-        raise ValueError(f"unknown torchvision weights {name!r} (expected e.g. ResNet18_Weights.IMAGENET1K_V1)") from None
+        raise ValueError(
+            f"unknown torchvision weights {name!r} (expected e.g. ResNet18_Weights.IMAGENET1K_V1)"
+        ) from None
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
 
 
@@ -55,7 +57,7 @@ def torchvision_state(name: str) -> dict:
     if not path.exists():
         raise WeightsNotCached(
             f"torchvision weights {name} are not in the torch cache: {path} is missing. "
-            f"On a machine with internet run `python -c \"from torchvision.models import get_weight; "
+            f'On a machine with internet run `python -c "from torchvision.models import get_weight; '
             f"get_weight('{name}').get_state_dict(progress=True)\"` and copy "
             f"{path.name} into {path.parent} (set TORCH_HOME to use another cache)."
         )
