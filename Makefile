@@ -17,7 +17,8 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check study trainables search_spaces tests bench
+	$(BIN)/ruff format --check study trainables search_spaces tests bench
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 clean:
-	rm -rf mlflow.db optuna.db mlartifacts ray_results pretrained
+	rm -rf mlflow.db optuna.db mlartifacts ray_results pretrained feature_cache

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -26,11 +25,15 @@ class Parser(argparse.ArgumentParser):
 
 
 def default_tracking_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db")
+    from study.stores import mlflow_from_env
+
+    return mlflow_from_env() or "sqlite:///mlflow.db"
 
 
 def ui_command(tracking_uri: str) -> str:
-    return f"mlflow ui --backend-store-uri {tracking_uri} --host 127.0.0.1"
+    from study.stores import redact
+
+    return f"mlflow ui --backend-store-uri {redact(tracking_uri)} --host 127.0.0.1"
 
 
 def _study_config(args):
@@ -58,7 +61,7 @@ def cmd_run(args) -> int:
     from study.report import best_freeze_table
 
     config = _study_config(args)
-    answer = run_study(config, log=lambda line: print(line, flush=True))
+    answer = run_study(config, log=lambda line: print(line, flush=True), resume=args.resume)
     print()
     print(
         f"Best freeze strategy per target dataset size (study {config.name}, mean test "
@@ -73,7 +76,7 @@ def cmd_run(args) -> int:
 def cmd_best_freeze(args) -> int:
     from study import tracking
     from study.query import best_per_size, latest_study_run, study_confirm_rows
-    from study.report import best_freeze_table
+    from study.report import best_freeze_table, ranking_table
 
     client = tracking.client_for(_existing_store(args.tracking_uri))
     parent = latest_study_run(client, args.experiment)
@@ -84,6 +87,10 @@ def cmd_best_freeze(args) -> int:
         study = parent.data.tags.get(tracking.TAG_STUDY, "?")
         print(f"study {study} (MLflow run {parent.info.run_id})")
         print(best_freeze_table(answer))
+        if args.all:
+            print()
+            print("Every strategy confirmed, per dataset size:")
+            print(ranking_table(answer))
     return 0
 
 
@@ -104,12 +111,63 @@ def cmd_pretrain(args) -> int:
     return 0
 
 
+def _config_file_problems(path: Path) -> list[str]:
+    import yaml
+
+    from study.config import config_problems
+
+    if not path.is_file():
+        return [f"config file {path} does not exist"]
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        return [f"{path}: not valid YAML ({str(error).splitlines()[0]})"]
+    return config_problems(data or {}, str(path))
+
+
+def _store_problems(config) -> list[str]:
+    import importlib.util
+
+    from study.stores import is_postgres, redact
+
+    problems = []
+    for key in ("mlflow", "optuna"):
+        url = getattr(config.stores, key)
+        drivers = [importlib.util.find_spec(name) for name in ("psycopg2", "psycopg")]
+        if is_postgres(url) and not any(drivers):
+            problems.append(
+                f"stores.{key} is PostgreSQL ({redact(url)}) but no PostgreSQL driver is "
+                f"installed; pip install '.[postgres]'"
+            )
+    return problems
+
+
 def cmd_validate(args) -> int:
+    """Check a study config (and a cluster file) without running or writing anything."""
+    from study.cluster import cluster_problems
+    from study.config import ConfigError
     from study.protocol import load_checked_target
 
-    config = _study_config(args)
-    load_checked_target(config)
-    print(f"{args.config or 'preset ' + args.preset}: valid study config ({config.name})")
+    problems = _config_file_problems(Path(args.config)) if args.config else []
+    config = None
+    if not problems:
+        try:
+            config = _study_config(args)
+            load_checked_target(config)
+        except ConfigError as error:
+            problems.append(str(error))
+    if config is not None:
+        problems += _store_problems(config)
+    if args.cluster:
+        problems += cluster_problems(args.cluster, config)
+    if problems:
+        for problem in problems:
+            print(f"study validate: error: {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    source = args.config or "preset " + args.preset
+    print(f"{source}: valid study config ({config.name})")
+    if args.cluster:
+        print(f"{args.cluster}: valid cluster file for this study")
     return 0
 
 
@@ -136,11 +194,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run a study: pretrain, search, confirm, report")
     _add_config_args(run)
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the latest unfinished study of this config (after the driver was killed)",
+    )
     run.set_defaults(func=cmd_run)
 
     best = commands.add_parser("best-freeze", help="best freeze strategy per dataset size")
     best.add_argument("--experiment", help="study name (default: the most recent study)")
     best.add_argument("--format", choices=("table", "json"), default="table")
+    best.add_argument(
+        "--all", action="store_true", help="also rank every strategy (json always has them)"
+    )
     best.add_argument("--tracking-uri", default=default_tracking_uri())
     best.set_defaults(func=cmd_best_freeze)
 
@@ -149,8 +215,11 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--arch", nargs="+", help="architectures (default: the config's)")
     pre.set_defaults(func=cmd_pretrain)
 
-    validate = commands.add_parser("validate", help="check a study config without running it")
+    validate = commands.add_parser(
+        "validate", help="check a study config (and a cluster file) without running anything"
+    )
     _add_config_args(validate)
+    validate.add_argument("--cluster", help="a Ray cluster launcher file, e.g. cluster.yaml")
     validate.set_defaults(func=cmd_validate)
 
     ui = commands.add_parser("ui", help="open the MLflow UI on the study store (127.0.0.1)")
@@ -158,12 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--port", type=int, default=5000)
     ui.set_defaults(func=cmd_ui)
 
-    try:
-        from study import archs_table
-    except ImportError:  # pragma: no cover - the table module ships with the package
-        archs_table = None
-    if archs_table is not None:
-        archs_table.add_parser(commands)
+    from study import archs_table
+
+    archs_table.add_parser(commands)
     return parser
 
 

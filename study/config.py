@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 from search_spaces.transfer import STRATEGIES, Ranges
 
@@ -42,14 +50,55 @@ class LogRange(Strict):
         return (self.low, self.high)
 
 
+class IntRange(Strict):
+    low: int = Field(ge=1)
+    high: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low}) must not exceed high ({self.high})")
+        return self
+
+    def pair(self) -> tuple[int, int]:
+        return (self.low, self.high)
+
+
 class TargetConfig(Strict):
-    dataset: Literal["digits"] = "digits"
+    dataset: str = Field(
+        "digits",
+        description="digits | glyphs | imagefolder:<path> | torchvision:<CIFAR10|CIFAR100|MNIST|FashionMNIST>",
+    )
+    root: str = Field("data", description="where torchvision:<name> datasets live")
+    download: bool = Field(False, description="torchvision:<name>: download into root if absent")
+    image_size: int = Field(32, ge=8, le=1024, description="input size: shorter side + centre crop")
+    channels: Literal["auto", 1, 3] = Field(
+        "auto", description="auto: what the weights expect (1 for glyph-pretrained)"
+    )
+    augment: list[Literal["crop", "flip"]] = Field(
+        default_factory=list, description="random crop / flip of training batches (no cache)"
+    )
     sizes: list[int | Literal["all"]] = Field(
         default_factory=lambda: [1, 2, 5, 10, "all"], min_length=1
     )
     seeds: int = Field(5, ge=1, le=100, description="seeds 0..seeds-1 in the confirm phase")
     val_per_class: int = Field(30, ge=1)
     test_per_class: int = Field(50, ge=1)
+
+    @field_validator("dataset")
+    @classmethod
+    def _dataset(cls, dataset: str) -> str:
+        from trainables.data import parse_dataset
+
+        parse_dataset(dataset)  # ValueError naming the allowed datasets
+        return dataset
+
+    @field_validator("augment")
+    @classmethod
+    def _augment(cls, augment):
+        if len(set(augment)) != len(augment):
+            raise ValueError(f"augment must not repeat, got {augment}")
+        return augment
 
     @field_validator("sizes")
     @classmethod
@@ -64,6 +113,11 @@ class TargetConfig(Strict):
 
 class SourceConfig(Strict):
     dataset: Literal["glyphs"] = "glyphs"
+    weights: Literal["study", "torchvision"] = Field(
+        "study",
+        description="study: pretrain on `dataset` here; torchvision: each architecture's "
+        "ImageNet weights from the local torch cache (no pretraining, RGB, ImageNet statistics)",
+    )
     images: int = Field(40000, ge=52)
     epochs: int = Field(2, ge=1)
     batch_size: int = Field(128, ge=1)
@@ -89,6 +143,8 @@ class TrainingConfig(Strict):
     )
     reports: int = Field(4, ge=1, description="evaluations per trial; ASHA's rungs")
     batch_size: int = Field(32, ge=1)
+    feature_cache: bool = Field(True, description="reuse frozen stages' outputs (exact)")
+    lp_frac: float = Field(0.5, gt=0, lt=1, description="lp-ft: share of steps linear-probing")
 
     @model_validator(mode="after")
     def _last_bucket_open(self):
@@ -112,12 +168,31 @@ class SearchConfig(Strict):
     lr: LogRange = LogRange(low=1e-3, high=0.3)
     backbone_lr_mult: LogRange = LogRange(low=0.01, high=1.0)
     weight_decay: LogRange = LogRange(low=1e-6, high=1e-3)
+    C: LogRange = LogRange(low=1e-3, high=10.0)  # logreg, svm
+    knn_k: IntRange = IntRange(low=1, high=20)  # knn
+    ft_lr_mult: LogRange = LogRange(low=0.01, high=0.5)  # lp-ft: fine-tune lr / probe lr
+    layer_decay: LogRange | None = None  # e.g. {low: 0.5, high: 1.0}; None: no decay
     seed: int = Field(0, ge=0)
     grace_period: int = Field(1, ge=1, description="ASHA: reports before a trial may be stopped")
     reduction_factor: int = Field(2, ge=2)
 
+    @field_validator("layer_decay")
+    @classmethod
+    def _decay_at_most_1(cls, decay):
+        if decay is not None and decay.high > 1:
+            raise ValueError(f"layer_decay must lie in (0, 1], got high {decay.high}")
+        return decay
+
     def ranges(self) -> Ranges:
-        return Ranges(self.lr.pair(), self.backbone_lr_mult.pair(), self.weight_decay.pair())
+        return Ranges(
+            lr=self.lr.pair(),
+            backbone_lr_mult=self.backbone_lr_mult.pair(),
+            weight_decay=self.weight_decay.pair(),
+            C=self.C.pair(),
+            knn_k=self.knn_k.pair(),
+            ft_lr_mult=self.ft_lr_mult.pair(),
+            layer_decay=self.layer_decay.pair() if self.layer_decay else None,
+        )
 
 
 class ResourcesConfig(Strict):
@@ -127,14 +202,71 @@ class ResourcesConfig(Strict):
     num_cpus: int | None = Field(None, ge=1, description="local Ray runtime size (None: all)")
 
 
+class FaultToleranceConfig(Strict):
+    max_failures: int = Field(
+        1, ge=0, description="restarts of a failed trial from its latest checkpoint"
+    )
+    checkpoint_every: int = Field(1, ge=0, description="reports between checkpoints (0: none)")
+    keep_checkpoints: int = Field(2, ge=1, description="checkpoints kept per trial (best first)")
+
+
 class StoresConfig(Strict):
-    """Store locations. Credentials never go here: PostgreSQL URLs come from the environment."""
+    """Store locations. Credentials never go here: PostgreSQL URLs come from the environment
+    (STUDY_MLFLOW_DB / MLFLOW_TRACKING_URI, STUDY_OPTUNA_DB; see study.stores)."""
 
     mlflow: str = "sqlite:///mlflow.db"
     artifacts: str = "mlartifacts"
     optuna: str = "sqlite:///optuna.db"
     ray_results: str = "ray_results"
     checkpoints: str = "pretrained"
+    features: str = "feature_cache"  # frozen-prefix features shared by trials on a node
+
+    @field_validator("mlflow", "optuna")
+    @classmethod
+    def _no_password(cls, url: str, info) -> str:
+        from study.stores import ENV_MLFLOW, ENV_OPTUNA, password, redact
+
+        if password(url):
+            env = ENV_MLFLOW if info.field_name == "mlflow" else ENV_OPTUNA
+            raise ValueError(
+                f"a password must not be written in a config file ({redact(url)}); "
+                f"leave it out and export the full URL as {env}"
+            )
+        return url
+
+    @field_serializer("mlflow", "optuna")
+    def _masked(self, url: str) -> str:  # dumps (MLflow params, logs) never show a password
+        from study.stores import redact
+
+        return redact(url)
+
+    # Pickled (Ray keeps the searcher, and so the config, in tuner.pkl), the URLs are
+    # masked; unpickled, the real ones come back from the environment where it has them.
+    def __getstate__(self) -> dict:
+        from study.stores import redact
+
+        state = super().__getstate__()
+        values = dict(state["__dict__"])
+        values["mlflow"], values["optuna"] = redact(values["mlflow"]), redact(values["optuna"])
+        return {**state, "__dict__": values}
+
+    def __setstate__(self, state: dict) -> None:
+        from study.stores import reveal
+
+        values = dict(state["__dict__"])
+        for key in ("mlflow", "optuna"):
+            try:
+                values[key] = reveal(values[key])
+            except ValueError:
+                pass  # e.g. on a worker node, which never opens the stores
+        super().__setstate__({**state, "__dict__": values})
+
+    def from_environment(self) -> StoresConfig:
+        """The same stores with the URLs the environment gives (which may hold passwords)."""
+        from study.stores import mlflow_from_env, optuna_from_env
+
+        env = {"mlflow": mlflow_from_env(), "optuna": optuna_from_env()}
+        return self.model_copy(update={k: v for k, v in env.items() if v})
 
 
 class StudyConfig(Strict):
@@ -144,6 +276,7 @@ class StudyConfig(Strict):
     training: TrainingConfig = TrainingConfig()
     search: SearchConfig = SearchConfig()
     resources: ResourcesConfig = ResourcesConfig()
+    fault_tolerance: FaultToleranceConfig = FaultToleranceConfig()
     stores: StoresConfig = StoresConfig()
 
     @field_validator("name")
@@ -181,7 +314,10 @@ def _allowed_keys(loc: tuple) -> list[str]:
 
 
 def _one_line(error: ValidationError, source: str) -> str:
-    first = error.errors()[0]
+    return _describe(error.errors()[0], source)
+
+
+def _describe(first: dict, source: str) -> str:
     where = ".".join(str(part) for part in first["loc"]) or "(top level)"
     if first["type"] == "extra_forbidden":
         allowed = _allowed_keys(first["loc"])
@@ -190,7 +326,12 @@ def _one_line(error: ValidationError, source: str) -> str:
     if first["type"] == "literal_error":
         return f"{source}: `{where}` {first['msg'].lower()}, got {first['input']!r}"
     message = first["msg"].removeprefix("Value error, ")
-    return f"{source}: `{where}`: {message} (got {first['input']!r})"
+    shown = first["input"]
+    if isinstance(shown, str):
+        from study.stores import redact
+
+        shown = redact(shown)
+    return f"{source}: `{where}`: {message} (got {shown!r})"
 
 
 def parse_config(data: dict, source: str) -> StudyConfig:
@@ -203,20 +344,33 @@ def parse_config(data: dict, source: str) -> StudyConfig:
     except ValidationError as error:
         raise ConfigError(_one_line(error, source)) from None
     check_names(config, source)
-    return config
+    return config.model_copy(update={"stores": config.stores.from_environment()})
+
+
+def config_problems(data, source: str) -> list[str]:
+    """Every problem of a config (one line each), for `study validate`; [] when valid."""
+    if not isinstance(data, dict):
+        return [f"{source}: a study config must be a YAML mapping, got {type(data).__name__}"]
+    try:
+        config = StudyConfig.model_validate(data)
+    except ValidationError as error:
+        return [_describe(item, source) for item in error.errors()]
+    try:
+        check_names(config, source)
+    except ConfigError as error:
+        return [str(error)]
+    return []
 
 
 def check_names(config: StudyConfig, source: str) -> None:
     """Names the schema cannot know statically: architectures from the registry."""
-    from trainables.registry import list_archs
+    from trainables.registry import get_arch
 
-    known = list_archs()
     for arch in config.search.architectures:
-        if arch not in known:
-            raise ConfigError(
-                f"{source}: unknown architecture {arch!r} in search.architectures; "
-                f"registered: {', '.join(known)}"
-            )
+        try:
+            get_arch(arch)
+        except ValueError as error:
+            raise ConfigError(f"{source}: search.architectures: {error}") from None
 
 
 def load_config(path: str | Path) -> StudyConfig:

@@ -25,17 +25,66 @@ from study.searcher import (
     Stratum,
     create_stratum_study,
 )
+from study.stores import redact
 from study.tuner import confirm_tuner, ray_runtime, search_tuner
-from trainables.data import TargetData, load_target
+from trainables.data import Preprocessing, TargetData, load_target, preprocessing_for
 from trainables.pretrain import PretrainSettings, pretrain
 from trainables.registry import get_arch
 
 
+def torchvision_weights(arch: str) -> str:
+    """The weight source of `arch` under `source.weights: torchvision` (its first enum)."""
+    return f"torchvision:{get_arch(arch).torchvision_weights[0]}"
+
+
+def check_torchvision_weights(config: StudyConfig) -> None:
+    """Every architecture has torchvision weights, and they are in the local torch cache."""
+    from trainables.weights import WeightsNotCached, torchvision_cache_file
+
+    for arch in config.search.architectures:
+        if not get_arch(arch).torchvision_weights:
+            raise ConfigError(
+                f"search.architectures: {arch} has no torchvision weights, which "
+                f"source.weights: torchvision needs; use source.weights: study for it"
+            )
+        path = torchvision_cache_file(torchvision_weights(arch).partition(":")[2])
+        if not path.is_file():
+            try:  # the loader's own message says how to fetch the file
+                from trainables.weights import torchvision_state
+
+                torchvision_state(torchvision_weights(arch).partition(":")[2])
+            except WeightsNotCached as error:
+                raise ConfigError(str(error)) from None
+
+
+def target_preprocessing(config: StudyConfig) -> Preprocessing:
+    """Inputs as the weights expect them. Study-pretrained weights come from the rendered
+    glyphs: grey images normalised with their grey level (`channels: auto` is 1; 3 channels
+    feed RGB to a first conv whose grey filters are spread over R, G and B). torchvision
+    weights bring their own preprocessing: RGB, ImageNet's mean and std, their resize ratio."""
+    channels = None if config.target.channels == "auto" else config.target.channels
+    if config.source.weights == "torchvision":
+        weights = torchvision_weights(config.search.architectures[0])
+        return preprocessing_for(weights, config.target.image_size, channels)
+    return Preprocessing(size=config.target.image_size, channels=channels or 1)
+
+
 def load_checked_target(config: StudyConfig) -> TargetData:
-    """The target dataset, with every requested size checked against it (driver side)."""
+    """The target dataset, with every requested size checked against it (driver side).
+
+    Every image is read here, so a missing folder, an empty class or an unreadable file
+    stops the study with one line before any trial starts.
+    """
+    if config.source.weights == "torchvision":
+        check_torchvision_weights(config)
     try:
         target = load_target(
-            config.target.dataset, config.target.val_per_class, config.target.test_per_class
+            config.target.dataset,
+            config.target.val_per_class,
+            config.target.test_per_class,
+            prep=target_preprocessing(config),
+            root=config.target.root,
+            download=config.target.download,
         )
     except ValueError as error:
         raise ConfigError(str(error)) from None
@@ -44,7 +93,8 @@ def load_checked_target(config: StudyConfig) -> TargetData:
         if size is not None and size > largest:
             raise ConfigError(
                 f"target.sizes: {size} examples per class is more than {target.name} has "
-                f"(its training pool holds {largest} per class); allowed: 1..{largest} or 'all'"
+                f"(its training pool holds {largest} per class, class {target.smallest_class()!r}"
+                f" the fewest); allowed: 1..{largest} or 'all'"
             )
     return target
 
@@ -63,8 +113,8 @@ def pretrain_settings(config: StudyConfig) -> PretrainSettings:
 
 def pretrain_sources(config: StudyConfig, client, log=print) -> dict[str, dict]:
     """Source checkpoints for every architecture, trained once and cached."""
-    if set(config.search.strategies) == {"scratch"}:
-        return {}
+    if set(config.search.strategies) == {"scratch"} or config.source.weights == "torchvision":
+        return {}  # torchvision weights: each trial loads them from the local torch cache
     settings = pretrain_settings(config)
     sources = {}
     for arch in config.search.architectures:
@@ -82,8 +132,13 @@ def pretrain_sources(config: StudyConfig, client, log=print) -> dict[str, dict]:
     return sources
 
 
-def trial_config(suggestion: dict, constants: dict, source: str) -> dict:
-    weights = "none" if suggestion["strategy"] == "scratch" else f"study:{source}"
+def trial_config(suggestion: dict, constants: dict, source: str, torchvision: bool = False) -> dict:
+    if suggestion["strategy"] == "scratch":
+        weights = "none"
+    elif torchvision:
+        weights = torchvision_weights(suggestion["arch"])
+    else:
+        weights = f"study:{source}"
     return {**suggestion, **constants, "weights": weights}
 
 
@@ -96,6 +151,10 @@ def stratum_constants(config: StudyConfig, target: TargetData, size: int | None)
         "steps": config.training.steps_for(size),
         "reports": config.training.reports,
         "batch_size": config.training.batch_size,
+        "augment": "+".join(config.target.augment) or "none",
+        "feature_cache": config.training.feature_cache,
+        "cache_dir": str(Path(config.stores.features).resolve()),
+        "lp_frac": config.training.lp_frac,
     }
 
 
@@ -114,7 +173,12 @@ def make_searcher(config: StudyConfig, target: TargetData, study_key: str, stage
         strata.append(Stratum(name, study, config.search.trials_per_size, constants))
 
     def suggest(trial, constants):
-        return trial_config(space(trial), constants, config.source.dataset)
+        return trial_config(
+            space(trial),
+            constants,
+            config.source.dataset,
+            torchvision=config.source.weights == "torchvision",
+        )
 
     return StratifiedOptunaSearch(strata, suggest, metric="val_acc")
 
@@ -143,17 +207,65 @@ def confirm_configs(results, seeds: int) -> list[dict]:
     return chosen
 
 
-def run_study(config: StudyConfig, log=print) -> list[dict]:
-    """Run the whole study; returns the best-freeze answer (one entry per size)."""
+# Sections that define a study's question: `--resume` refuses a config that changed them.
+QUESTION_SECTIONS = ("target", "source", "training", "search")
+
+
+def study_to_resume(client, config: StudyConfig):
+    """The latest study run of this experiment, for `study run --resume` (None: none yet).
+
+    Raises ConfigError when the config's question differs from the one that run asked.
+    """
+    experiment = client.get_experiment_by_name(config.name)
+    previous = tracking.latest_study_run(client, experiment.experiment_id) if experiment else None
+    if previous is None:
+        return None
+    try:
+        then = json.loads(previous.data.params.get("config", "{}"))
+    except json.JSONDecodeError:  # cut at MLflow's parameter length: nothing to compare
+        return previous
+    now = config.model_dump(mode="json")
+    changed = [key for key in QUESTION_SECTIONS if key in then and then[key] != now[key]]
+    if changed:
+        sections = f"section{'s' if len(changed) > 1 else ''} {', '.join(changed)}"
+        raise ConfigError(
+            f"--resume: the config's {sections} changed since study run "
+            f"{previous.info.run_id} began; run without --resume to start a new study"
+        )
+    return previous
+
+
+def run_study(config: StudyConfig, log=print, resume: bool = False) -> list[dict]:
+    """Run the whole study; returns the best-freeze answer (one entry per size).
+
+    With `resume`, continue the experiment's latest study if it did not finish (the
+    driver was killed, or it failed): same parent run, same Optuna studies, the Ray
+    experiments restored from `stores.ray_results`.
+    """
     target = load_checked_target(config)  # bad input stops here, before any store is touched
     stages = {arch: get_arch(arch).num_stages for arch in config.search.architectures}
 
     client = tracking.client_for(config.stores.mlflow)
+    previous = study_to_resume(client, config) if resume else None
+    if previous is not None and previous.info.status == "FINISHED":
+        log(
+            f"study {config.name}: MLflow run {previous.info.run_id} has finished; nothing to resume"
+        )
+        return best_per_size(study_confirm_rows(client, previous.info.run_id))
     experiment_id = tracking.ensure_experiment(client, config.name, config.stores.artifacts)
-    parent = tracking.start_study_run(
-        client, experiment_id, config.name, {"config": json.dumps(config.model_dump(mode="json"))}
-    )
-    log(f"study {config.name}: MLflow run {parent} in {config.stores.mlflow}")
+    if previous is not None:
+        parent = tracking.reopen_study_run(client, previous)
+        log(f"study {config.name}: resuming MLflow run {parent} in {redact(config.stores.mlflow)}")
+    else:
+        if resume:
+            log(f"study {config.name}: no earlier study to resume; starting a new one")
+        parent = tracking.start_study_run(
+            client,
+            experiment_id,
+            config.name,
+            {"config": json.dumps(config.model_dump(mode="json"))},
+        )
+        log(f"study {config.name}: MLflow run {parent} in {redact(config.stores.mlflow)}")
     try:
         sources = pretrain_sources(config, client, log)
         logger = tracking.MlflowTrialLogger(client, experiment_id, parent, stages, strategy_label)
@@ -162,11 +274,14 @@ def run_study(config: StudyConfig, log=print) -> list[dict]:
             searcher = make_searcher(config, target, study_key, stages)
             log(
                 f"search phase: {config.search.trials_per_size} trials for each of "
-                f"{len(config.sizes())} sizes; Optuna studies {study_key}.size-* in {config.stores.optuna}"
+                f"{len(config.sizes())} sizes; Optuna studies {study_key}.size-* in "
+                f"{redact(config.stores.optuna)}"
             )
             results = search_tuner(
                 config, f"{study_key}-search", target, sources, searcher, [logger]
             ).fit()
+            # After a resume, Optuna may hold trials that ended after Ray's last snapshot.
+            results = [*results, *searcher.results_not_in(results)]
             to_confirm = confirm_configs(results, config.target.seeds)
             log(
                 f"confirm phase: {len(to_confirm)} trials ({config.target.seeds} seeds per "
@@ -175,6 +290,9 @@ def run_study(config: StudyConfig, log=print) -> list[dict]:
             confirm_tuner(
                 config, f"{study_key}-confirm", target, sources, to_confirm, [logger]
             ).fit()
+        interrupted = tracking.close_interrupted_runs(client, parent)
+        if interrupted:
+            log(f"closed {interrupted} MLflow runs of trials the killed driver had started")
         answer = best_per_size(study_confirm_rows(client, parent))
         report.log_report(client, parent, answer, study_confirm_rows(client, parent))
     except BaseException:

@@ -119,8 +119,9 @@ def rank_strategies(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
 
 
 def best_per_size(rows: list[dict]) -> list[dict]:
-    """The answer: for every dataset and size, the best strategy and the runner-up, and
-    whether the best one's 95% interval lies clear of the runner-up's."""
+    """The answer: for every dataset and size, the best strategy and the runner-up,
+    whether the best one's 95% interval lies clear of the runner-up's, and the ranking of
+    every strategy confirmed."""
     ranked = rank_strategies(rows)
     answer = []
     for dataset, size in sorted(ranked, key=lambda key: (key[0], size_order(key[1]))):
@@ -132,6 +133,7 @@ def best_per_size(rows: list[dict]) -> list[dict]:
                 "best": entries[0],
                 "runner_up": entries[1] if len(entries) > 1 else None,
                 "clear_winner": clear_winner(entries[0], entries[1] if len(entries) > 1 else None),
+                "ranking": entries,  # every (architecture, strategy) confirmed, best first
             }
         )
     return answer

@@ -10,7 +10,6 @@ from mlflow.tracking import MlflowClient
 
 from study.query import rank_strategies, size_order
 
-
 VERDICTS = {True: "clear winner", False: "no clear winner", None: "-"}
 
 
@@ -60,6 +59,24 @@ def best_freeze_table(answer: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def ranking_table(answer: list[dict]) -> str:
+    """Every confirmed (architecture, strategy) per dataset size, best first."""
+    rows = [("dataset", "size/class", "rank", "strategy", "test acc [95% CI]", "seeds")]
+    for item in answer:
+        for rank, entry in enumerate(item.get("ranking", [item["best"]]), start=1):
+            name, accuracy = _cell(entry)
+            rows.append(
+                (item["dataset"], item["size"], str(rank), name, accuracy, str(entry["seeds"]))
+            )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
 def accuracy_plot(rows: list[dict], path: Path) -> None:
     """Mean test accuracy against examples per class, one line per strategy."""
     import matplotlib
@@ -96,6 +113,7 @@ def log_report(
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
         (folder / "best_freeze.txt").write_text(best_freeze_table(answer) + "\n")
+        (folder / "ranking.txt").write_text(ranking_table(answer) + "\n")
         (folder / "best_freeze.json").write_text(json.dumps(answer, indent=2))
         (folder / "confirm_runs.json").write_text(json.dumps(rows, indent=2))
         if rows:

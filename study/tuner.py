@@ -1,4 +1,13 @@
-"""Ray wiring: the local runtime, and the Tuners of the search and confirm phases."""
+"""Ray wiring: the local runtime, and the Tuners of the search and confirm phases.
+
+Fault tolerance: trials checkpoint every `fault_tolerance.checkpoint_every` reports (the
+best `keep_checkpoints` by validation accuracy are kept, and always the latest); a trial
+that fails is restarted from its latest checkpoint up to `max_failures` times, then it
+is marked failed and the study goes on. Resume: a phase whose experiment folder already
+exists under `stores.ray_results` (the names carry the study's parent run id) is
+restored with `Tuner.restore` instead of started afresh: finished trials stay finished,
+unfinished ones continue from their latest checkpoint, errored ones stay errored.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +22,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
 from study.config import StudyConfig
+from study.scheduler import PerStratumScheduler
 from study.searcher import FixedConfigs
 from trainables.train import tune_trial
 
@@ -20,6 +30,10 @@ METRIC = "val_acc"
 # Progress output: Ray Tune's compact periodic trial table (CLIReporter) instead of the new
 # output engine, which prints a box per trial start and result.
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+# Trials checkpoint every report, and Ray snapshots the experiment state every
+# `keep_checkpoints` trial checkpoints; frequent snapshots are what resume wants, so
+# Ray's warning about them is off.
+os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 PROGRESS_PARAMS = {
     "size": "size",
     "seed": "seed",
@@ -31,10 +45,15 @@ PROGRESS_PARAMS = {
 PROGRESS_METRICS = {"epoch": "epoch", "val_acc": "val_acc", "test_acc": "test_acc"}
 
 
+# Parent folder of the local runtime's temp dir (default /tmp): keep it short, Ray's socket
+# names must fit in 107 bytes.
+ENV_RAY_TMP = "STUDY_RAY_TMPDIR"
+
+
 @contextlib.contextmanager
 def ray_runtime(config: StudyConfig):
-    """Join the cluster when RAY_ADDRESS says so; else start a local runtime in its own
-    temp dir (short path: Ray's socket names must fit in 107 bytes), removed afterwards."""
+    """Join the cluster when RAY_ADDRESS says so; else start a local runtime in a temp dir
+    of its own, removed afterwards."""
     if ray.is_initialized():
         yield
         return
@@ -45,7 +64,7 @@ def ray_runtime(config: StudyConfig):
         finally:
             ray.shutdown()
         return
-    temp_dir = tempfile.mkdtemp(prefix="ray-study-", dir="/tmp")
+    temp_dir = tempfile.mkdtemp(prefix="ray-study-", dir=os.environ.get(ENV_RAY_TMP, "/tmp"))
     ray.init(
         num_cpus=config.resources.num_cpus,
         _temp_dir=temp_dir,
@@ -63,7 +82,12 @@ def ray_runtime(config: StudyConfig):
 def _trainable(config: StudyConfig, target, sources):
     # with_parameters puts the dataset and source checkpoints in the object store once;
     # trials fetch them from there instead of re-reading files.
-    trainable = tune.with_parameters(tune_trial, target=target, sources=sources)
+    trainable = tune.with_parameters(
+        tune_trial,
+        target=target,
+        sources=sources,
+        checkpoint_every=config.fault_tolerance.checkpoint_every,
+    )
     resources = {"cpu": config.resources.cpu_per_trial, "gpu": config.resources.gpu_per_trial}
     return tune.with_resources(trainable, resources)
 
@@ -75,11 +99,38 @@ def _max_concurrent(config: StudyConfig) -> int:
     return max(1, int(cpus // config.resources.cpu_per_trial))
 
 
-def _run_config(config: StudyConfig, name: str, callbacks) -> tune.RunConfig:
+class DropFinishedCheckpoints(tune.Callback):
+    """Deletes a trial's checkpoints once it has finished: only a restart of an unfinished
+    trial reads them, and a study of hundreds of trials would otherwise keep gigabytes.
+    (Local storage only; failed trials keep theirs.)"""
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        try:
+            if trial.storage.storage_filesystem.type_name != "local":
+                return
+            folder = Path(trial.path)
+        except AttributeError:  # another Ray version: leave them to Ray
+            return
+        for checkpoint in folder.glob("checkpoint_*"):
+            shutil.rmtree(checkpoint, ignore_errors=True)
+
+
+def experiment_path(config: StudyConfig, name: str) -> Path:
+    return Path(config.stores.ray_results).resolve() / name
+
+
+def run_config(config: StudyConfig, name: str, callbacks) -> tune.RunConfig:
+    faults = config.fault_tolerance
     return tune.RunConfig(
         name=name,
         storage_path=str(Path(config.stores.ray_results).resolve()),
-        callbacks=callbacks,
+        callbacks=[*callbacks, DropFinishedCheckpoints()],
+        failure_config=tune.FailureConfig(max_failures=faults.max_failures),
+        checkpoint_config=tune.CheckpointConfig(
+            num_to_keep=faults.keep_checkpoints,
+            checkpoint_score_attribute=METRIC,
+            checkpoint_score_order="max",
+        ),
         progress_reporter=tune.CLIReporter(
             parameter_columns=PROGRESS_PARAMS,
             metric_columns=PROGRESS_METRICS,
@@ -90,18 +141,39 @@ def _run_config(config: StudyConfig, name: str, callbacks) -> tune.RunConfig:
     )
 
 
+def restored(config: StudyConfig, name: str, trainable) -> tune.Tuner | None:
+    """The phase's Tuner restored from its experiment folder, or None for a fresh start.
+
+    Ray restores the searcher, scheduler and callbacks it pickled when the phase began
+    (the searcher then reconciles itself with Optuna's storage; the MLflow callback
+    finds its runs by trial id).
+    """
+    path = experiment_path(config, name)
+    if not tune.Tuner.can_restore(path):
+        return None
+    return tune.Tuner.restore(
+        str(path), trainable=trainable, resume_unfinished=True, resume_errored=False
+    )
+
+
 def search_tuner(
     config: StudyConfig, name: str, target, sources, searcher, callbacks
 ) -> tune.Tuner:
-    scheduler = ASHAScheduler(
-        time_attr="training_iteration",
-        max_t=config.training.reports,
-        grace_period=min(config.search.grace_period, config.training.reports),
-        reduction_factor=config.search.reduction_factor,
+    trainable = _trainable(config, target, sources)
+    tuner = restored(config, name, trainable)
+    if tuner is not None:
+        return tuner
+    scheduler = PerStratumScheduler(
+        lambda: ASHAScheduler(
+            time_attr="training_iteration",
+            max_t=config.training.reports,
+            grace_period=min(config.search.grace_period, config.training.reports),
+            reduction_factor=config.search.reduction_factor,
+        )
     )
     budget = config.search.trials_per_size * len(config.target.sizes)
     return tune.Tuner(
-        _trainable(config, target, sources),
+        trainable,
         tune_config=tune.TuneConfig(
             metric=METRIC,
             mode="max",
@@ -111,7 +183,7 @@ def search_tuner(
             max_concurrent_trials=_max_concurrent(config),
             reuse_actors=True,
         ),
-        run_config=_run_config(config, name, callbacks),
+        run_config=run_config(config, name, callbacks),
     )
 
 
@@ -119,8 +191,12 @@ def confirm_tuner(
     config: StudyConfig, name: str, target, sources, trial_configs: list[dict], callbacks
 ) -> tune.Tuner:
     """Every given configuration, run to the end (no early stopping)."""
+    trainable = _trainable(config, target, sources)
+    tuner = restored(config, name, trainable)
+    if tuner is not None:
+        return tuner
     return tune.Tuner(
-        _trainable(config, target, sources),
+        trainable,
         tune_config=tune.TuneConfig(
             metric=METRIC,
             mode="max",
@@ -129,5 +205,5 @@ def confirm_tuner(
             max_concurrent_trials=_max_concurrent(config),
             reuse_actors=True,
         ),
-        run_config=_run_config(config, name, callbacks),
+        run_config=run_config(config, name, callbacks),
     )

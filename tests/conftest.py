@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.postgres_server import postgres  # noqa: F401  (a session fixture)
+
 ROOT = Path(__file__).resolve().parent.parent
 STUDY = [sys.executable, str(ROOT / "study" / "run.py")]
 

@@ -27,7 +27,18 @@ CASES = {
     ),
     "unknown strategy": (
         {"search": {"strategies": ["finetune", "freeze-everything"]}},
-        ["`search.strategies.1`", "'scratch', 'finetune', 'freeze-b' or 'linear-probe'"],
+        [
+            "`search.strategies.1`",
+            "'scratch', 'finetune', 'freeze-b', 'linear-probe', 'lp-ft', 'logreg', 'svm' or 'knn'",
+        ],
+    ),
+    "unknown dataset": (
+        {"target": {"dataset": "mnist"}},
+        ["`target.dataset`", "unknown target dataset 'mnist'", "imagefolder:<path>"],
+    ),
+    "missing image folder": (
+        {"target": {"dataset": "imagefolder:no/such/folder"}},
+        ["imagefolder: no/such/folder does not exist"],
     ),
 }
 
@@ -69,7 +80,7 @@ def test_bad_config_exits_2_with_one_line_and_writes_nothing(store, workdir, cas
 
 def test_unknown_preset_lists_the_presets(workdir):
     done = run_cli(["run", "--preset", "nope"], cwd=workdir)
-    assert_one_line_exit_2(done, ["unknown preset 'nope'", "allowed: default, smoke"])
+    assert_one_line_exit_2(done, ["unknown preset 'nope'", "allowed: default, gpu-cluster, smoke"])
     assert not (workdir / "mlflow.db").exists() and not (workdir / "optuna.db").exists()
 
 

@@ -19,6 +19,13 @@ def make_optimizer(groups: list[dict], total_steps: int, momentum: float = 0.9):
     return optimizer, scheduler
 
 
+def autocast(x: torch.Tensor):
+    """bf16 autocast of the forward pass on CUDA (backward follows the forward's dtypes);
+    disabled on CPU, where training stays float32."""
+    cuda = x.device.type == "cuda"
+    return torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=cuda)
+
+
 def train_steps(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -28,11 +35,13 @@ def train_steps(
     steps: int,
     batch_size: int,
     generator: torch.Generator,
+    transform=None,
 ) -> float:
     """Run `steps` SGD steps on random mini-batches; returns the mean loss.
 
     Batches are drawn as reshuffled passes over the data, so every example is seen
-    equally often even when a tiny subset is smaller than one batch.
+    equally often even when a tiny subset is smaller than one batch. `transform`, if
+    given, maps each input batch (data augmentation) before the forward pass.
     """
     model.train()
     batch_size = min(batch_size, len(y))
@@ -42,7 +51,9 @@ def train_steps(
         if len(order) < batch_size:
             order = torch.cat([order, torch.randperm(len(y), generator=generator)])
         index, order = order[:batch_size], order[batch_size:]
-        loss = F.cross_entropy(model(x[index]), y[index])
+        batch = x[index] if transform is None else transform(x[index])
+        with autocast(x):
+            loss = F.cross_entropy(model(batch), y[index])
         if not torch.isfinite(loss):
             raise FloatingPointError(f"training loss became {loss.item()}")
         optimizer.zero_grad(set_to_none=True)
@@ -58,6 +69,7 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     model.eval()
     correct = 0
     for start in range(0, len(y), batch_size):
-        logits = model(x[start : start + batch_size])
+        with autocast(x):
+            logits = model(x[start : start + batch_size])
         correct += (logits.argmax(1) == y[start : start + batch_size]).sum().item()
     return correct / len(y)

@@ -3,7 +3,8 @@
 Like detectron2's `freeze_at`: the frozen stages' parameters get `requires_grad_(False)`,
 and their BatchNorm and Dropout modules stay in eval mode through every `model.train()`
 call, so neither their weights nor their running statistics move. The optimizer is only
-given trainable parameters, so frozen ones get no weight decay and no momentum either.
+given trainable parameters, so frozen ones get no weight decay and no momentum either
+(an optimizer keeps no state at all for a parameter it was never given).
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from torch import nn
 
 from trainables.registry import ArchSpec
 
-STRATEGIES = ("scratch", "finetune", "freeze-b", "linear-probe")
+# Gradient-trained strategies, then the classical heads fitted on frozen pooled features.
+GRADIENT_STRATEGIES = ("scratch", "finetune", "freeze-b", "linear-probe", "lp-ft")
+CLASSICAL_STRATEGIES = ("logreg", "svm", "knn")
+STRATEGIES = GRADIENT_STRATEGIES + CLASSICAL_STRATEGIES
 
 
 def check_boundary(spec: ArchSpec, boundary: int) -> None:
@@ -28,9 +32,20 @@ def frozen_modules(model: nn.Module, spec: ArchSpec, boundary: int) -> list[nn.M
     return [m for stage in spec.stages[:boundary] for m in spec.stage_modules(model, stage)]
 
 
+def unfreeze(model: nn.Module) -> nn.Module:
+    """Undo `freeze`: every parameter trainable, `train()` the class's own again."""
+    model.__dict__.pop("train", None)
+    model.requires_grad_(True)
+    return model
+
+
 def freeze(model: nn.Module, spec: ArchSpec, boundary: int) -> nn.Module:
-    """Freeze the first `boundary` stages of `model` in place and return it."""
+    """Freeze exactly the first `boundary` stages of `model` in place and return it.
+
+    Calling it again moves the boundary (lp-ft: everything frozen, then nothing).
+    """
     frozen = frozen_modules(model, spec, boundary)
+    unfreeze(model)
     for module in frozen:
         module.requires_grad_(False)
     if frozen:
@@ -45,8 +60,18 @@ def freeze(model: nn.Module, spec: ArchSpec, boundary: int) -> nn.Module:
             return self
 
         model.train = types.MethodType(train, model)
-        model.train()
+    model.train()
     return model
+
+
+def stage_index_of_params(model: nn.Module, spec: ArchSpec) -> dict[int, int]:
+    """id(parameter) -> index of the stage that holds it."""
+    index = {}
+    for i, stage in enumerate(spec.stages):
+        for module in spec.stage_modules(model, stage):
+            for param in module.parameters():
+                index.setdefault(id(param), i)
+    return index
 
 
 def param_groups(
@@ -55,24 +80,34 @@ def param_groups(
     lr: float,
     backbone_lr_mult: float,
     weight_decay: float,
+    layer_decay: float = 1.0,
 ) -> list[dict]:
     """Optimizer groups over trainable parameters only.
 
-    The head learns at `lr`, the backbone at `lr * backbone_lr_mult`. Biases and
+    The head learns at `lr`, the backbone at `lr * backbone_lr_mult`, and with
+    `layer_decay` < 1 stage s of n at `lr * backbone_lr_mult * layer_decay ** (n - 1 - s)`
+    (layer-wise decay toward the input, as in BEiT/ELECTRA; 1.0 is no decay). Biases and
     normalisation parameters (1-d tensors) get no weight decay.
     """
+    if not 0 < layer_decay <= 1:
+        raise ValueError(f"`layer_decay` must be in (0, 1], got {layer_decay}")
     head_ids = {id(p) for p in spec.head_module(model).parameters()}
-    groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
+    stage_of = stage_index_of_params(model, spec) if layer_decay != 1.0 else {}
+    last = spec.num_stages - 1
+    groups: dict[tuple[bool, int, bool], list[torch.nn.Parameter]] = {}
     for param in model.parameters():
         if not param.requires_grad:
             continue
-        key = (id(param) in head_ids, param.ndim > 1)
+        is_head = id(param) in head_ids
+        # Parameters outside every stage (and all of them without decay) count as the last stage.
+        depth = 0 if is_head else last - stage_of.get(id(param), last)
+        key = (is_head, -depth, param.ndim > 1)
         groups.setdefault(key, []).append(param)
     return [
         {
             "params": params,
-            "lr": lr if is_head else lr * backbone_lr_mult,
+            "lr": lr if is_head else lr * backbone_lr_mult * layer_decay ** (-neg_depth),
             "weight_decay": weight_decay if decays else 0.0,
         }
-        for (is_head, decays), params in sorted(groups.items())
+        for (is_head, neg_depth, decays), params in sorted(groups.items())
     ]

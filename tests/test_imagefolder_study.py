@@ -1,0 +1,127 @@
+"""A study on the user's own images: an ImageFolder of generated PNG/JPEG files of mixed
+sizes and modes, every strategy, end to end through the CLI; and bad data stopping it.
+
+Kept small (LeNet-5, one size, one seed, a few steps): it is the path, not the numbers,
+that is under test.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+from search_spaces.transfer import CLASSICAL_STRATEGIES, STRATEGIES
+from study import tracking as t
+from tests.conftest import run_cli
+from tests.test_datasets import make_folder, truncate
+
+pytestmark = pytest.mark.ray
+
+
+def study_config(folder, **target) -> dict:
+    return {
+        "name": "pets",
+        "target": {
+            "dataset": f"imagefolder:{folder}",
+            "sizes": [2],
+            "seeds": 1,
+            "val_per_class": 2,
+            "test_per_class": 2,
+            **target,
+        },
+        "source": {"images": 520, "epochs": 1},
+        "training": {"steps": [{"up_to": None, "steps": 6}], "reports": 2, "batch_size": 8},
+        "search": {
+            "architectures": ["lenet5"],
+            "strategies": list(STRATEGIES),
+            "trials_per_size": len(STRATEGIES),
+        },
+        "resources": {"cpu_per_trial": 1},
+    }
+
+
+def labels_of(strategies) -> set[str]:
+    return {s.split("-")[0] if s.startswith("freeze-") else s for s in strategies}
+
+
+@pytest.fixture(scope="module")
+def pets(tmp_path_factory):
+    work = tmp_path_factory.mktemp("work")
+    folder = make_folder(work / "pets", per_class=8)
+    (work / "study.yaml").write_text(yaml.safe_dump(study_config(folder)))
+    done = run_cli(["run", "--config", "study.yaml"], cwd=work)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return work, MlflowClient(tracking_uri=f"sqlite:///{work / 'mlflow.db'}")
+
+
+def test_every_strategy_is_confirmed_and_ranked_by_best_freeze(pets):
+    work, _ = pets
+    done = run_cli(["best-freeze", "--format", "json"], cwd=work)
+    assert done.returncode == 0, done.stderr
+    (answer,) = json.loads(done.stdout)
+    assert answer["dataset"].startswith("imagefolder:") and answer["size"] == "2"
+    ranked = [entry["strategy"] for entry in answer["ranking"]]
+    assert labels_of(ranked) == labels_of(STRATEGIES) and len(ranked) == len(STRATEGIES)
+    table = run_cli(["best-freeze", "--all"], cwd=work)
+    assert table.returncode == 0 and "Every strategy confirmed" in table.stdout
+    for strategy in ("lp-ft", "logreg", "svm", "knn", "linear-probe", "scratch"):
+        assert f"lenet5 {strategy}" in table.stdout, strategy
+
+
+def test_trials_log_their_own_hyperparameters_and_the_feature_cache(pets):
+    work, client = pets
+    experiment = client.get_experiment_by_name("pets")
+    (parent,) = client.search_runs([experiment.experiment_id], f"tags.{t.TAG_RUN_TYPE} = 'study'")
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.{MLFLOW_PARENT_RUN_ID} = '{parent.info.run_id}'",
+    )
+    assert len(runs) == 2 * len(STRATEGIES)
+    by_strategy = {}
+    for run in runs:
+        by_strategy.setdefault(run.data.tags[t.TAG_STRATEGY], []).append(run)
+        assert t.TAG_FEATURE_CACHE in run.data.tags, run.data.tags
+        assert run.info.status == "FINISHED"
+    assert set(by_strategy) == set(STRATEGIES)
+    for run in by_strategy["logreg"] + by_strategy["svm"]:
+        assert "C" in run.data.params and "knn_k" not in run.data.params
+    for run in by_strategy["knn"]:
+        assert {"knn_k", "knn_metric"} <= set(run.data.params)
+    for run in by_strategy["lp-ft"]:
+        assert "ft_lr_mult" in run.data.params
+        assert run.data.tags[t.TAG_FEATURE_CACHE].startswith("probe: on")
+    for strategy in ("linear-probe", *CLASSICAL_STRATEGIES):
+        assert all(r.data.tags[t.TAG_FEATURE_CACHE] == "on" for r in by_strategy[strategy])
+        assert all(r.data.tags[t.TAG_FREEZE_FRAC] == "1.000" for r in by_strategy[strategy])
+    assert all(
+        r.data.tags[t.TAG_FEATURE_CACHE] == "off: nothing frozen" for r in by_strategy["scratch"]
+    )
+    assert list((work / "feature_cache").rglob("*.pt")), "no features were cached on disk"
+
+
+def test_a_corrupt_image_stops_the_study_before_it_starts(tmp_path):
+    folder = make_folder(tmp_path / "pets", per_class=8)
+    bad = folder / "dog" / "005.jpg"
+    truncate(bad)
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(study_config(folder)))
+    done = run_cli(["run", "--config", "study.yaml"], cwd=tmp_path)
+    assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"cannot read image {bad}" in lines[0], done.stderr
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "optuna.db").exists()
+
+
+def test_a_size_beyond_the_smallest_class_names_it(tmp_path):
+    folder = make_folder(tmp_path / "pets", per_class=8)
+    for file in sorted((folder / "owl").iterdir())[6:]:
+        file.unlink()  # owl: 6 images, 2 of them left for training
+    config = study_config(folder, sizes=[3])
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(config))
+    done = run_cli(["run", "--config", "study.yaml"], cwd=tmp_path)
+    assert done.returncode == 2
+    assert "3 examples per class" in done.stderr and "class 'owl'" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1

@@ -1,0 +1,269 @@
+"""Every strategy of the course: exact freezing over epochs, lp-ft's two phases, classical
+heads on frozen features, layer-wise learning-rate decay, and the search space."""
+
+from __future__ import annotations
+
+import numpy as np
+import optuna
+import pytest
+import torch
+
+from search_spaces import transfer as space
+from trainables import transfer
+from trainables.data import load_target
+from trainables.features import FeatureStore
+from trainables.loops import accuracy, train_steps
+from trainables.registry import get_arch
+from trainables.train import Phase, PhaseRun, TrialConfig, fit
+from trainables.transfer import freeze, param_groups
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_target("digits", val_per_class=10, test_per_class=20)
+
+
+def source_state(arch: str) -> dict:
+    torch.manual_seed(1)
+    return get_arch(arch).build(num_classes=52, in_channels=1).state_dict()
+
+
+def config(arch: str, strategy: str, freeze: int, **overrides) -> TrialConfig:
+    values = dict(
+        arch=arch,
+        strategy=strategy,
+        freeze=freeze,
+        lr=0.05,
+        backbone_lr_mult=0.5,
+        weight_decay=1e-2,
+        size=4,
+        seed=0,
+        steps=8,
+        reports=2,
+        batch_size=8,
+        weights="study:glyphs",
+    )
+    return TrialConfig(**(values | overrides))
+
+
+def stage_state(model, spec, stages) -> dict[str, torch.Tensor]:
+    return {
+        f"{path}.{key}": value.clone()
+        for stage in stages
+        for path in stage.paths
+        for key, value in model.get_submodule(path).state_dict().items()
+    }
+
+
+def test_strategy_lists_agree():
+    assert space.STRATEGIES == transfer.STRATEGIES
+    assert set(space.CLASSICAL_STRATEGIES) == set(transfer.CLASSICAL_STRATEGIES)
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_frozen_stages_keep_weights_stats_and_have_no_optimizer_state(digits, cached):
+    """Several epochs of SGD with momentum and weight decay: the frozen stages' weights and
+    BatchNorm statistics do not move, and the optimizer holds no state for them at all."""
+    spec = get_arch("resnet18")
+    boundary = 3
+    torch.manual_seed(0)
+    model = spec.build(10, 1)
+    frozen_before = stage_state(model, spec, spec.stages[:boundary])
+    trainable_before = stage_state(model, spec, spec.stages[boundary:])
+    cfg = config("resnet18", "freeze-b", boundary, feature_cache=cached)
+    phase = Phase("freeze-b", 12, boundary, 0.1, 1.0, 1.0)
+    x, y = (t[:24] for t in digits.pool.tensors())
+    val_x, val_y = digits.val.tensors()
+    run = PhaseRun(phase, cfg, spec, model, (x, val_x), FeatureStore())
+    assert run.status == ("on" if cached else "off: disabled by the study config")
+    generator = torch.Generator().manual_seed(0)
+    for _epoch in range(4):
+        train_steps(run.net, run.optimizer, run.scheduler, run.x, y, 3, 8, generator)
+        accuracy(run.net, run.val_x, val_y)
+        model.train()  # anybody's train() call keeps the frozen stages in eval mode
+
+    frozen_ids = {
+        id(p)
+        for stage in spec.stages[:boundary]
+        for m in spec.stage_modules(model, stage)
+        for p in m.parameters()
+    }
+    in_optimizer = {id(p) for group in run.optimizer.param_groups for p in group["params"]}
+    assert not frozen_ids & in_optimizer
+    assert not frozen_ids & {id(p) for p in run.optimizer.state}
+    assert any("momentum_buffer" in s for s in run.optimizer.state.values())  # momentum is on
+    assert all(g["momentum"] == 0.9 for g in run.optimizer.param_groups)
+    assert any(g["weight_decay"] > 0 for g in run.optimizer.param_groups)
+    for stage in spec.stages[:boundary]:
+        for module in spec.stage_modules(model, stage):
+            assert not any(m.training for m in module.modules())
+            assert all(p.grad is None for p in module.parameters())
+    after = stage_state(model, spec, spec.stages)
+    for key, value in frozen_before.items():
+        assert torch.equal(after[key], value), f"frozen {key} changed"
+    moved = [k for k, v in trainable_before.items() if not torch.equal(after[k], v)]
+    assert any("running_mean" in k for k in moved) and any(k.endswith("weight") for k in moved)
+
+
+def test_lp_ft_probes_first_then_fine_tunes_everything(digits, monkeypatch):
+    import trainables.train as train
+
+    spec = get_arch("resnet18")
+    source = source_state("resnet18")
+    reference = spec.build(52, 1)
+    reference.load_state_dict(source)
+    backbone = stage_state(reference, spec, spec.stages)
+    built, reports, states = [], [], {}
+
+    def build_and_keep(*args):
+        result = original(*args)
+        built.append(result[1])
+        return result
+
+    original = train.build_trial_model
+    monkeypatch.setattr(train, "build_trial_model", build_and_keep)
+
+    def report(metrics):
+        reports.append(metrics)
+        states[metrics["epoch"]] = stage_state(built[0], spec, spec.stages)
+
+    # 12 steps in 3 reports: probe steps 1-6 (epochs 1 and 2), fine-tune 7-12 (epoch 3).
+    cfg = config("resnet18", "lp-ft", 0, steps=9, reports=3, lp_frac=0.4, ft_lr_mult=0.1)
+    _, metrics = fit(cfg, digits, {"resnet18": source}, report)
+    assert [m["epoch"] for m in reports] == [1, 2, 3] and "test_acc" in metrics
+    # During the probe phase (epoch 1) the backbone is the pretrained one, BN stats included;
+    # epoch 2 ends 2 steps into the fine-tune phase, which moves it.
+    for key, value in backbone.items():
+        assert torch.equal(states[1][key], value), f"{key} moved during the probe phase"
+    assert any(not torch.equal(states[2][k], v) for k, v in backbone.items())
+    assert reports[0]["trainable_params"] == 512 * 10 + 10
+    assert reports[1]["trainable_params"] > 11_000_000
+    assert metrics["feature_cache"] == "probe: on; fine-tune: off: nothing frozen"
+
+
+def test_lp_ft_fine_tune_phase_uses_the_lower_learning_rate(digits):
+    spec = get_arch("lenet5")
+    cfg = config("lenet5", "lp-ft", 0, lr=0.2, ft_lr_mult=0.05, backbone_lr_mult=0.5)
+    model = spec.build(10, 1)
+    x, val_x = digits.pool.tensors()[0][:20], digits.val.tensors()[0]
+    from trainables.train import phases
+
+    probe, tune = phases(cfg, spec)
+    assert (probe.boundary, probe.steps, probe.lr) == (spec.num_stages, 4, 0.2)
+    assert (tune.boundary, tune.steps) == (0, 4) and tune.lr == pytest.approx(0.01)
+    run = PhaseRun(tune, cfg, spec, model, (x, val_x), FeatureStore())
+    lrs = sorted({g["lr"] for g in run.optimizer.param_groups})
+    assert lrs == pytest.approx([0.005, 0.01])  # backbone 0.01 * 0.5, head 0.01
+
+
+@pytest.mark.parametrize(
+    "strategy,extra",
+    [("logreg", {"C": 0.5}), ("svm", {"C": 0.05}), ("knn", {"knn_k": 50, "knn_metric": "cosine"})],
+)
+def test_classical_heads_on_frozen_features_keep_the_report_contract(digits, strategy, extra):
+    spec = get_arch("resnet18")
+    reports = []
+    cfg = config("resnet18", strategy, spec.num_stages, reports=3, lr=0.0, **extra)
+    classifier, metrics = fit(cfg, digits, {"resnet18": source_state("resnet18")}, reports.append)
+    assert [r["epoch"] for r in reports] == [1, 2, 3]
+    assert "test_acc" not in reports[0] and "test_acc" in reports[-1]
+    assert all(r["val_acc"] == r["best_val_acc"] == metrics["val_acc"] for r in reports)
+    assert metrics["feature_cache"] == "on"
+    predicted = classifier.predict(torch.from_numpy(digits.test.x))
+    assert metrics["test_acc"] == pytest.approx(np.mean(predicted == digits.test.y))
+    if strategy == "knn":  # k = all 40 examples: a vote over everything, near chance
+        assert metrics["trainable_params"] == 0
+        assert classifier.head.estimator.n_neighbors == 40  # k capped at the 40 examples
+    else:
+        assert metrics["trainable_params"] == 512 * 10 + 10
+        assert metrics["test_acc"] > 0.3  # features of random source weights still beat chance
+
+
+def test_classical_heads_need_the_whole_backbone_frozen(digits):
+    with pytest.raises(ValueError, match="needs the whole backbone frozen"):
+        fit(config("lenet5", "svm", 2), digits, {"lenet5": source_state("lenet5")}, print)
+
+
+def test_layer_decay_lowers_the_lr_stage_by_stage_toward_the_input():
+    spec = get_arch("resnet18")
+    model = freeze(spec.build(10, 1), spec, 1)
+    groups = param_groups(model, spec, 0.1, 0.5, 1e-3, layer_decay=0.5)
+    lr_of = {id(p): g["lr"] for g in groups for p in g["params"]}
+    wd_of = {id(p): g["weight_decay"] for g in groups for p in g["params"]}
+    assert lr_of[id(model.fc.weight)] == pytest.approx(0.1)
+    expected = {"layer4": 0.05, "layer3": 0.025, "layer2": 0.0125, "layer1": 0.00625}
+    for name, lr in expected.items():
+        for param in getattr(model, name).parameters():
+            assert lr_of[id(param)] == pytest.approx(lr), name
+    assert not any(id(p) in lr_of for p in model.conv1.parameters())  # frozen: not given
+    assert wd_of[id(model.layer2[0].bn1.weight)] == 0.0 and wd_of[id(model.fc.bias)] == 0.0
+    assert wd_of[id(model.layer2[0].conv1.weight)] == 1e-3
+    plain = param_groups(model, spec, 0.1, 0.5, 1e-3)
+    assert {g["lr"] for g in plain} == {0.1, 0.05}
+    with pytest.raises(ValueError, match="layer_decay"):
+        param_groups(model, spec, 0.1, 0.5, 1e-3, layer_decay=1.5)
+
+
+def _suggest(strategy: str, ranges: space.Ranges | None = None, seed=0) -> tuple[dict, dict]:
+    ranges = ranges or space.Ranges()
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    study.enqueue_trial({"arch": "resnet18", "strategy": strategy})
+    trial = study.ask()
+    config = space.define(trial, {"resnet18": 5, "lenet5": 4}, space.STRATEGIES, ranges)
+    return config, trial.params
+
+
+@pytest.mark.parametrize("strategy", space.STRATEGIES)
+def test_every_strategy_suggests_its_own_parameters_and_runs_as_a_trial_config(strategy):
+    config, params = _suggest(strategy)
+    assert config["strategy"] == strategy
+    expected_freeze = {"linear-probe": 5, "logreg": 5, "svm": 5, "knn": 5}.get(strategy, 0)
+    if strategy == "freeze-b":
+        assert 1 <= config["freeze"] <= 4 and "resnet18/freeze" in params
+    else:
+        assert config["freeze"] == expected_freeze
+    own = {
+        "logreg": {"logreg/C"},
+        "svm": {"svm/C"},
+        "knn": {"knn/k", "knn/metric"},
+        "lp-ft": {"lp-ft/ft_lr_mult", "backbone_lr_mult", "lr", "weight_decay"},
+    }
+    extra = set(params) - {"arch", "strategy", "resnet18/freeze"}
+    if strategy in own:
+        assert extra == own[strategy]
+    if strategy in space.CLASSICAL_STRATEGIES:
+        assert "lr" not in params and config["lr"] == 0.0
+    raw = {**config, "size": 2, "seed": 0, "steps": 4, "reports": 2, "batch_size": 8}
+    cfg = TrialConfig.from_tune({**raw, "weights": "study:glyphs", "phase": "search"})
+    assert cfg.strategy == strategy
+
+
+def test_layer_decay_is_searched_only_when_configured():
+    config, params = _suggest("finetune")
+    assert "layer_decay" not in config
+    ranges = space.Ranges(layer_decay=(0.5, 1.0))
+    config, params = _suggest("finetune", ranges)
+    assert 0.5 <= config["layer_decay"] <= 1.0 and "layer_decay" in params
+    config, params = _suggest("linear-probe", ranges)
+    assert "layer_decay" not in config  # nothing of the backbone trains
+
+
+def test_categorical_choices_stay_the_same_under_one_name():
+    """Optuna refuses a categorical whose choices change under one name; every strategy
+    and architecture in one study must coexist."""
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+    stages = {"resnet18": 5, "lenet5": 4}
+    for _ in range(60):
+        trial = study.ask()
+        space.define(trial, stages, space.STRATEGIES, space.Ranges(layer_decay=(0.6, 1.0)))
+        study.tell(trial, 0.5)
+    seen = {t.params["strategy"] for t in study.trials}
+    assert seen == set(space.STRATEGIES)
