@@ -207,6 +207,49 @@ def confirm_configs(results, seeds: int) -> list[dict]:
     return chosen
 
 
+MAX_CONFIRM_TOPUPS = 3  # reruns of lost confirm trials before the study reports what it has
+
+
+def unconfirmed(client, parent: str, configs: list[dict]) -> list[dict]:
+    """The confirm configurations no trial has finished or failed on yet (lost ones)."""
+    handled = {
+        tuple(run.data.tags.get(tag) for tag in CONFIRM_KEY_TAGS)
+        for run in tracking.child_runs(client, parent, phase="confirm")
+        if run.info.status in ("FINISHED", "FAILED")
+    }
+    return [c for c in configs if confirm_key(c) not in handled]
+
+
+CONFIRM_KEY_TAGS = (
+    tracking.TAG_SIZE,
+    tracking.TAG_SEED,
+    tracking.TAG_ARCH,
+    tracking.TAG_STRATEGY_LABEL,
+)
+
+
+def confirm_key(config: dict) -> tuple[str, ...]:
+    label = strategy_label(config["strategy"], config["freeze"])
+    return (str(config["size"]), str(config["seed"]), config["arch"], label)
+
+
+def run_confirm(config, study_key, target, sources, to_confirm, logger, client, parent, log):
+    """Run the confirm phase until every configuration has a finished run.
+
+    A restored confirm experiment only knows the trials of Ray's last snapshot: trials the
+    killed driver had queued after it are lost with it. MLflow says which configurations
+    finished, so the rest run again in a fresh experiment (`-confirm-1`, ...), which a
+    later resume restores in turn.
+    """
+    pending, attempt = to_confirm, 0
+    while pending and attempt <= MAX_CONFIRM_TOPUPS:
+        name = f"{study_key}-confirm" + (f"-{attempt}" if attempt else "")
+        if attempt:
+            log(f"confirm phase: {len(pending)} configurations have no finished run; running them")
+        confirm_tuner(config, name, target, sources, pending, [logger]).fit()
+        pending, attempt = unconfirmed(client, parent, to_confirm), attempt + 1
+
+
 # Sections that define a study's question: `--resume` refuses a config that changed them.
 QUESTION_SECTIONS = ("target", "source", "training", "search")
 
@@ -287,9 +330,7 @@ def run_study(config: StudyConfig, log=print, resume: bool = False) -> list[dict
                 f"confirm phase: {len(to_confirm)} trials ({config.target.seeds} seeds per "
                 f"best configuration of each strategy and size)"
             )
-            confirm_tuner(
-                config, f"{study_key}-confirm", target, sources, to_confirm, [logger]
-            ).fit()
+            run_confirm(config, study_key, target, sources, to_confirm, logger, client, parent, log)
         interrupted = tracking.close_interrupted_runs(client, parent)
         if interrupted:
             log(f"closed {interrupted} MLflow runs of trials the killed driver had started")

@@ -272,6 +272,15 @@ def error_line(trial) -> str:
     return (lines[-1] if lines else "trial raised")[:4000]
 
 
+def child_runs(client: MlflowClient, parent_run_id: str, phase: str | None = None) -> list:
+    """The trial runs of a study run (of one phase), in any state."""
+    parent = client.get_run(parent_run_id)
+    where = f"tags.{MLFLOW_PARENT_RUN_ID} = '{parent_run_id}'"
+    if phase is not None:
+        where += f" and tags.{TAG_PHASE} = '{phase}'"
+    return client.search_runs([parent.info.experiment_id], filter_string=where, max_results=50000)
+
+
 def close_interrupted_runs(client: MlflowClient, parent_run_id: str) -> int:
     """Close the child runs still RUNNING at the end of a study: trials a killed driver
     had started and that the resumed Ray experiment no longer knows. Returns how many."""

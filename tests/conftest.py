@@ -27,3 +27,11 @@ def run_cli(args: list[str], cwd: Path, timeout: float = 600) -> subprocess.Comp
 def workdir(tmp_path, monkeypatch) -> Path:
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """The digits target with small validation and test sets, for trainable-level tests."""
+    from trainables.data import load_target
+
+    return load_target("digits", val_per_class=10, test_per_class=20)

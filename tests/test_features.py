@@ -7,7 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from trainables.data import load_target
+from tests.helpers import source_state, stage_state
+from tests.helpers import trial_config as config
 from trainables.features import (
     FeatureStore,
     PrefixCache,
@@ -17,6 +18,11 @@ from trainables.features import (
 from trainables.registry import ArchSpec, Stage, get_arch, list_archs
 from trainables.train import TrialConfig, fit
 from trainables.transfer import freeze
+
+
+def frozen_state(model, spec, boundary) -> dict:
+    return stage_state(model, spec, spec.stages[:boundary])
+
 
 HEAVY = {
     "vgg11_bn",
@@ -49,44 +55,6 @@ def empty_memory_cache():
     FeatureStore.clear_memory()
     yield
     FeatureStore.clear_memory()
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_target("digits", val_per_class=10, test_per_class=20)
-
-
-def source_state(arch: str) -> dict:
-    torch.manual_seed(1)
-    return get_arch(arch).build(num_classes=52, in_channels=1).state_dict()
-
-
-def config(arch: str, strategy: str, freeze: int, **overrides) -> TrialConfig:
-    values = dict(
-        arch=arch,
-        strategy=strategy,
-        freeze=freeze,
-        lr=0.05,
-        backbone_lr_mult=0.5,
-        weight_decay=1e-3,
-        size=5,
-        seed=0,
-        steps=8,
-        reports=2,
-        batch_size=8,
-        weights="study:glyphs",
-    )
-    return TrialConfig(**(values | overrides))
-
-
-def frozen_state(model, spec, boundary) -> dict[str, torch.Tensor]:
-    """Parameters and buffers (BatchNorm running statistics included) of the frozen stages."""
-    return {
-        f"{path}.{key}": value.clone()
-        for stage in spec.stages[:boundary]
-        for path in stage.paths
-        for key, value in model.get_submodule(path).state_dict().items()
-    }
 
 
 @pytest.mark.parametrize(

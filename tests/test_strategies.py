@@ -3,19 +3,23 @@ heads on frozen features, layer-wise learning-rate decay, and the search space."
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import optuna
 import pytest
 import torch
 
 from search_spaces import transfer as space
+from tests.helpers import source_state, stage_state, trial_config
 from trainables import transfer
-from trainables.data import load_target
 from trainables.features import FeatureStore
 from trainables.loops import accuracy, train_steps
 from trainables.registry import get_arch
 from trainables.train import Phase, PhaseRun, TrialConfig, fit
 from trainables.transfer import freeze, param_groups
+
+config = partial(trial_config, weight_decay=1e-2, size=4)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -24,43 +28,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_target("digits", val_per_class=10, test_per_class=20)
-
-
-def source_state(arch: str) -> dict:
-    torch.manual_seed(1)
-    return get_arch(arch).build(num_classes=52, in_channels=1).state_dict()
-
-
-def config(arch: str, strategy: str, freeze: int, **overrides) -> TrialConfig:
-    values = dict(
-        arch=arch,
-        strategy=strategy,
-        freeze=freeze,
-        lr=0.05,
-        backbone_lr_mult=0.5,
-        weight_decay=1e-2,
-        size=4,
-        seed=0,
-        steps=8,
-        reports=2,
-        batch_size=8,
-        weights="study:glyphs",
-    )
-    return TrialConfig(**(values | overrides))
-
-
-def stage_state(model, spec, stages) -> dict[str, torch.Tensor]:
-    return {
-        f"{path}.{key}": value.clone()
-        for stage in stages
-        for path in stage.paths
-        for key, value in model.get_submodule(path).state_dict().items()
-    }
 
 
 def test_strategy_lists_agree():

@@ -2,51 +2,16 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 import torch
 
-from trainables.data import load_target
+from tests.helpers import source_state, stage_state, trial_config
 from trainables.registry import get_arch
 from trainables.train import TrialConfig, fit
 
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_target("digits", val_per_class=10, test_per_class=20)
-
-
-def source_state(arch: str) -> dict:
-    """A stand-in for a pretrained source checkpoint (52 source classes, 1 channel)."""
-    torch.manual_seed(1)
-    return get_arch(arch).build(num_classes=52, in_channels=1).state_dict()
-
-
-def config(arch: str, strategy: str, freeze: int, **overrides) -> TrialConfig:
-    values = dict(
-        arch=arch,
-        strategy=strategy,
-        freeze=freeze,
-        lr=0.05,
-        backbone_lr_mult=0.5,
-        weight_decay=1e-3,
-        size=3,
-        seed=0,
-        steps=6,
-        reports=2,
-        batch_size=8,
-        weights="study:glyphs",
-    )
-    return TrialConfig(**(values | overrides))
-
-
-def stage_state(model, spec, stages) -> dict[str, torch.Tensor]:
-    """Parameters and buffers (BatchNorm running statistics included) of the given stages."""
-    state = {}
-    for stage in stages:
-        for module in spec.stage_modules(model, stage):
-            for name, tensor in module.state_dict().items():
-                state[f"{stage.name}.{name}"] = tensor.clone()
-    return state
+config = partial(trial_config, size=3, steps=6)
 
 
 @pytest.mark.parametrize("arch,boundary", [("resnet18", 2), ("lenet5", 2)])

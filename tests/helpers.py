@@ -1,0 +1,43 @@
+"""Building blocks the trainable-level tests share: a stand-in source checkpoint, a trial
+config with small defaults, and a snapshot of stages' parameters and buffers."""
+
+from __future__ import annotations
+
+import torch
+
+from trainables.registry import get_arch
+from trainables.train import TrialConfig
+
+
+def source_state(arch: str) -> dict:
+    """A stand-in for a pretrained source checkpoint (52 source classes, 1 channel)."""
+    torch.manual_seed(1)
+    return get_arch(arch).build(num_classes=52, in_channels=1).state_dict()
+
+
+def trial_config(arch: str, strategy: str, freeze: int, **overrides) -> TrialConfig:
+    values = dict(
+        arch=arch,
+        strategy=strategy,
+        freeze=freeze,
+        lr=0.05,
+        backbone_lr_mult=0.5,
+        weight_decay=1e-3,
+        size=5,
+        seed=0,
+        steps=8,
+        reports=2,
+        batch_size=8,
+        weights="study:glyphs",
+    )
+    return TrialConfig(**(values | overrides))
+
+
+def stage_state(model, spec, stages) -> dict[str, torch.Tensor]:
+    """Parameters and buffers (BatchNorm running statistics included) of `stages`."""
+    return {
+        f"{stage.name}.{path}.{key}": value.clone()
+        for stage in stages
+        for path in stage.paths
+        for key, value in model.get_submodule(path).state_dict().items()
+    }
