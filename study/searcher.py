@@ -98,7 +98,20 @@ class RecoveredResult:
     error: None = None
 
 
-class StratifiedOptunaSearch(Searcher):
+class StateFileSearcher(Searcher):
+    """Ray saves a searcher with its experiment state and hands it back on Tuner.restore:
+    both go through the subclass's `get_state` / `set_state`."""
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as file:
+            pickle.dump(self.get_state(), file)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as file:
+            self.set_state(pickle.load(file))
+
+
+class StratifiedOptunaSearch(StateFileSearcher):
     def __init__(
         self,
         strata: list[Stratum],
@@ -164,14 +177,6 @@ class StratifiedOptunaSearch(Searcher):
     def set_state(self, state: dict) -> None:
         self._reconcile(state.get("live", {}))
 
-    def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as file:
-            pickle.dump(self.get_state(), file)
-
-    def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as file:
-            self.set_state(pickle.load(file))
-
     def results_not_in(self, results) -> list[RecoveredResult]:
         """Trials Optuna has as finished that are missing from Ray's `results`: after a
         resume, those that ended between Ray's last experiment snapshot and the kill. Their
@@ -230,7 +235,7 @@ class StratifiedOptunaSearch(Searcher):
         self.reconciled = True
 
 
-class FixedConfigs(Searcher):
+class FixedConfigs(StateFileSearcher):
     """Hands out a given list of configurations, in order, once each (the confirm phase)."""
 
     def __init__(self, configs: list[dict], metric: str, mode: str = "max") -> None:
@@ -248,11 +253,3 @@ class FixedConfigs(Searcher):
 
     def set_state(self, state: dict) -> None:
         self.pending = list(state["pending"])
-
-    def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as file:
-            pickle.dump(self.get_state(), file)
-
-    def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as file:
-            self.set_state(pickle.load(file))

@@ -9,9 +9,8 @@ import math
 import pytest
 import torch
 
-from trainables.data import load_target
-from trainables.registry import get_arch
-from trainables.train import TrialConfig, fit
+from tests.helpers import source_state, trial_config
+from trainables.train import fit
 
 pytestmark = [
     pytest.mark.gpu,
@@ -22,24 +21,9 @@ pytestmark = [
 @pytest.mark.parametrize(
     "arch,strategy,freeze", [("resnet18", "freeze-b", 2), ("lenet5", "finetune", 0)]
 )
-def test_a_trial_trains_on_cuda_and_resumes(arch, strategy, freeze):
-    digits = load_target("digits", val_per_class=10, test_per_class=20)
-    torch.manual_seed(1)
-    sources = {arch: get_arch(arch).build(num_classes=52, in_channels=1).state_dict()}
-    cfg = TrialConfig(
-        arch=arch,
-        strategy=strategy,
-        freeze=freeze,
-        lr=0.05,
-        backbone_lr_mult=0.5,
-        weight_decay=1e-4,
-        size=5,
-        seed=0,
-        steps=8,
-        reports=2,
-        batch_size=8,
-        weights="study:glyphs",
-    )
+def test_a_trial_trains_on_cuda_and_resumes(digits, arch, strategy, freeze):
+    sources = {arch: source_state(arch)}
+    cfg = trial_config(arch, strategy, freeze, weight_decay=1e-4)
     states = {}
 
     def keep(metrics, state):

@@ -31,6 +31,7 @@ from search_spaces.transfer import coverage_points, define
 from study import tracking as t
 from study.config import load_preset
 from study.searcher import INTERRUPTED, StratifiedOptunaSearch, Stratum, create_stratum_study
+from tests import helpers
 from tests.conftest import ROOT
 from trainables.data import load_target
 from trainables.registry import get_arch
@@ -49,20 +50,7 @@ def digits():
 
 
 def trial_config(strategy: str = "finetune", freeze: int = 0) -> TrialConfig:
-    return TrialConfig(
-        arch="lenet5",
-        strategy=strategy,
-        freeze=freeze,
-        lr=0.05,
-        backbone_lr_mult=0.5,
-        weight_decay=1e-4,
-        size=5,
-        seed=0,
-        steps=12,
-        reports=4,
-        batch_size=8,
-        weights="study:glyphs",
-    )
+    return helpers.trial_config("lenet5", strategy, freeze, weight_decay=1e-4, steps=12, reports=4)
 
 
 def source() -> dict:
