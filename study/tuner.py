@@ -64,9 +64,17 @@ def ray_runtime(config: StudyConfig):
         finally:
             ray.shutdown()
         return
-    temp_dir = tempfile.mkdtemp(prefix="ray-study-", dir=os.environ.get(ENV_RAY_TMP, "/tmp"))
+    with local_ray(config.resources.num_cpus, os.environ.get(ENV_RAY_TMP, "/tmp")):
+        yield
+
+
+@contextlib.contextmanager
+def local_ray(num_cpus: int | None, parent: str = "/tmp", prefix: str = "ray-study-"):
+    """A local Ray runtime in a temp dir of its own, which is removed afterwards (only
+    that one: never a Ray folder somebody else created)."""
+    temp_dir = tempfile.mkdtemp(prefix=prefix, dir=parent)
     ray.init(
-        num_cpus=config.resources.num_cpus,
+        num_cpus=num_cpus,
         _temp_dir=temp_dir,
         include_dashboard=False,
         log_to_driver=False,

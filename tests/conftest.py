@@ -35,3 +35,15 @@ def digits():
     from trainables.data import load_target
 
     return load_target("digits", val_per_class=10, test_per_class=20)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Small inputs gain nothing from intra-op threads; and when another process keeps a
+    core busy, OpenMP's thread barriers make every op wait for it (100x slower on 2 cores)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -10,13 +10,10 @@ FAILED run with the reason as a tag and a FAIL in Optuna, and the others go on."
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
 from pathlib import Path
 
 import optuna
 import pytest
-import ray
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from optuna.trial import TrialState
 from ray import tune
@@ -26,7 +23,7 @@ from study import tracking
 from study.config import load_preset
 from study.searcher import StratifiedOptunaSearch, Stratum, create_stratum_study
 from study.stores import sqlalchemy_url
-from study.tuner import run_config
+from study.tuner import local_ray, run_config
 from tests.tiny_trainables import TRIALS, at_the_same_moment, breaks
 
 pytestmark = pytest.mark.ray
@@ -36,19 +33,8 @@ STRATEGIES = ["scratch", "finetune", "freeze-b", "linear-probe"]
 
 @pytest.fixture(scope="module")
 def ray_16():
-    temp_dir = tempfile.mkdtemp(prefix="rc-", dir="/tmp")
-    ray.init(
-        num_cpus=TRIALS,
-        _temp_dir=temp_dir,
-        include_dashboard=False,
-        log_to_driver=False,
-        configure_logging=False,
-    )
-    try:
+    with local_ray(num_cpus=TRIALS, prefix="rc-"):
         yield
-    finally:
-        ray.shutdown()
-        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 class ErrorLog(logging.Handler):

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from tests.helpers import source_state, stage_state
+from tests.helpers import HEAVY_ARCHS, source_state, stage_state
 from tests.helpers import trial_config as config
 from trainables.features import (
     FeatureStore,
@@ -19,35 +19,11 @@ from trainables.registry import ArchSpec, Stage, get_arch, list_archs
 from trainables.train import TrialConfig, fit
 from trainables.transfer import freeze
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def frozen_state(model, spec, boundary) -> dict:
     return stage_state(model, spec, spec.stages[:boundary])
-
-
-HEAVY = {
-    "vgg11_bn",
-    "vgg13",
-    "vgg13_bn",
-    "vgg16",
-    "vgg16_bn",
-    "vgg19",
-    "vgg19_bn",
-    "resnet101",
-    "resnet152",
-    "resnext101_32x8d",
-    "densenet169",
-    "densenet201",
-    "nasnet_large",
-    "inception_resnet_v2",
-}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(autouse=True)
@@ -154,7 +130,7 @@ def test_the_rest_shares_and_trains_the_real_models_parameters(digits):
 
 def _small_archs() -> list:
     return [
-        pytest.param(name, marks=pytest.mark.slow) if name in HEAVY else name
+        pytest.param(name, marks=pytest.mark.slow) if name in HEAVY_ARCHS else name
         for name in list_archs()
     ]
 

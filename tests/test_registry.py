@@ -20,6 +20,7 @@ from torch import nn
 from torchvision import models
 from torchvision.models import get_weight
 
+from tests.helpers import HEAVY_ARCHS
 from trainables.archs.googlenet import build_googlenet
 from trainables.archs.inception import build_inception_v3
 from trainables.registry import (
@@ -37,22 +38,10 @@ from trainables.registry import (
 from trainables.transfer import freeze, param_groups
 from trainables.weights import WeightsNotCached, build_for_target, torchvision_cache_file
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 ARCHS = list_archs()
 TORCHVISION = [name for name in ARCHS if get_arch(name).torchvision_weights]
-HEAVY = {
-    "vgg11_bn",
-    "vgg13",
-    "vgg13_bn",
-    "vgg16",
-    "vgg16_bn",
-    "vgg19",
-    "vgg19_bn",
-    "resnet101",
-    "resnet152",
-    "resnext101_32x8d",
-    "densenet169",
-    "densenet201",
-}
 # How torchvision builds the model its checkpoint was saved from, where that differs from
 # `get_model(name, num_classes=1000)`: auxiliary heads on, input transform on.
 REFERENCE_KWARGS = {
@@ -61,18 +50,8 @@ REFERENCE_KWARGS = {
 }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small inputs gain nothing from intra-op threads; and when another process keeps a
-    core busy, OpenMP's thread barriers make every op wait for it (100x slower on 2 cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def heavy_marked(names: list[str]) -> list:
-    return [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n for n in names]
+    return [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY_ARCHS else n for n in names]
 
 
 def meta_build(spec: ArchSpec, num_classes: int = 7, in_channels: int = 3) -> nn.Module:
@@ -110,7 +89,7 @@ def test_every_family_has_a_member_outside_the_slow_set():
     families = defaultdict(set)
     for name in ARCHS:
         families[get_arch(name).family].add(name)
-    assert {f for f, names in families.items() if not names - HEAVY} == set()
+    assert {f for f, names in families.items() if not names - HEAVY_ARCHS} == set()
 
 
 def test_registering_a_name_twice_raises():

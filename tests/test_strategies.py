@@ -19,15 +19,9 @@ from trainables.registry import get_arch
 from trainables.train import Phase, PhaseRun, TrialConfig, fit
 from trainables.transfer import freeze, param_groups
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 config = partial(trial_config, weight_decay=1e-2, size=4)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_strategy_lists_agree():
