@@ -15,9 +15,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/study run --preset default
 
-test: $(STAMP)
+lint: $(STAMP)
 	$(BIN)/ruff check study trainables search_spaces tests bench
 	$(BIN)/ruff format --check study trainables search_spaces tests bench
+
+test: lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 clean:

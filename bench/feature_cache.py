@@ -21,7 +21,7 @@ import time
 import torch
 
 from trainables.data import load_target
-from trainables.features import FeatureStore
+from trainables.feature_store import FeatureStore
 from trainables.loops import train_steps
 from trainables.registry import get_arch
 from trainables.train import Phase, PhaseRun, TrialConfig

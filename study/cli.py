@@ -37,7 +37,7 @@ def ui_command(tracking_uri: str) -> str:
 
 
 def _study_config(args):
-    from study.config import load_config, load_preset
+    from study.config_file import load_config, load_preset
 
     if args.config:
         return load_config(args.config)
@@ -96,11 +96,11 @@ def cmd_best_freeze(args) -> int:
 
 def cmd_pretrain(args) -> int:
     from study import tracking
-    from study.protocol import pretrain_sources
+    from study.sources import pretrain_sources
 
     config = _study_config(args)
     if args.arch:
-        from study.config import check_names
+        from study.config_file import check_names
 
         config = config.model_copy(
             update={"search": config.search.model_copy(update={"architectures": args.arch})}
@@ -114,7 +114,7 @@ def cmd_pretrain(args) -> int:
 def _config_file_problems(path: Path) -> list[str]:
     import yaml
 
-    from study.config import config_problems
+    from study.config_file import config_problems
 
     if not path.is_file():
         return [f"config file {path} does not exist"]
@@ -146,7 +146,7 @@ def cmd_validate(args) -> int:
     """Check a study config (and a cluster file) without running or writing anything."""
     from study.cluster import cluster_problems
     from study.config import ConfigError
-    from study.protocol import load_checked_target
+    from study.target import load_checked_target
 
     problems = _config_file_problems(Path(args.config)) if args.config else []
     config = None

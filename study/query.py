@@ -10,7 +10,6 @@ import statistics
 from collections import defaultdict
 
 from mlflow.tracking import MlflowClient
-from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from study import tracking as t
 
@@ -24,44 +23,25 @@ def size_order(size: str) -> tuple[int, int]:
 
 
 def latest_study_run(client: MlflowClient, experiment: str | None = None):
-    """The most recent study (parent) run, in `experiment` or across all experiments."""
-    if experiment is not None:
-        found = client.get_experiment_by_name(experiment)
-        if found is None:
-            names = [e.name for e in client.search_experiments() if e.name != "Default"]
-            raise NoStudyFound(
-                f"no experiment named {experiment!r}; studies in this store: "
-                f"{', '.join(names) or 'none'}"
-            )
-        experiment_ids = [found.experiment_id]
-    else:
-        experiment_ids = [e.experiment_id for e in client.search_experiments()]
-    runs = client.search_runs(
-        experiment_ids,
-        filter_string=f"tags.{t.TAG_RUN_TYPE} = 'study' and attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-    )
-    if not runs:
+    """The most recent finished study (parent) run, in `experiment` or in any experiment."""
+    ids = t.experiment_ids(client, experiment)
+    if experiment is not None and not ids:
+        raise NoStudyFound(
+            f"no experiment named {experiment!r}; studies in this store: "
+            f"{', '.join(t.experiment_names(client)) or 'none'}"
+        )
+    run = t.latest_study_run(client, ids, status="FINISHED")
+    if run is None:
         where = f"experiment {experiment!r}" if experiment else "this store"
         raise NoStudyFound(f"no finished study in {where}; run `study run` first")
-    return runs[0]
+    return run
 
 
 def study_confirm_rows(client: MlflowClient, parent_run_id: str) -> list[dict]:
     """One row per finished confirm trial of the study: dataset, size, seed, arch,
     strategy (with its boundary), test_acc."""
-    parent = client.get_run(parent_run_id)
-    runs = client.search_runs(
-        [parent.info.experiment_id],
-        filter_string=(
-            f"tags.{MLFLOW_PARENT_RUN_ID} = '{parent_run_id}' and tags.{t.TAG_PHASE} = 'confirm' "
-            f"and attributes.status = 'FINISHED'"
-        ),
-        max_results=50000,
-    )
     rows = []
-    for run in runs:
+    for run in t.child_runs(client, parent_run_id, phase="confirm", status="FINISHED"):
         tags, metrics = run.data.tags, run.data.metrics
         if t.METRIC_TEST_ACC not in metrics:
             continue

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
+from study import tracking
 from study.query import rank_strategies, size_order
 
 VERDICTS = {True: "clear winner", False: "no clear winner", None: "-"}
@@ -118,4 +119,4 @@ def log_report(
         (folder / "confirm_runs.json").write_text(json.dumps(rows, indent=2))
         if rows:
             accuracy_plot(rows, folder / "accuracy_by_size.png")
-        client.log_artifacts(parent_run_id, str(folder), artifact_path="report")
+        tracking.log_folder(client, parent_run_id, folder, "report")

@@ -1,28 +1,29 @@
-"""MLflow on the driver: the experiment, the study's parent run, one child run per trial.
+"""MLflow on the driver: every read and write of the tracking store goes through here.
 
-Only the driver writes here; trials hand their metrics over through Ray. All names that
-cross into MLflow (tags, params, metrics) are the constants below, so `study.query`
-reads back exactly what this module writes.
+The experiment, the study's parent run, the search for runs, the report artifacts and
+the source-pretraining runs; the per-trial child runs are written by the Ray callback in
+study.trial_logger with these names. Only the driver writes MLflow; trials hand their
+metrics over through Ray. All names that cross into MLflow (tags, params, metrics) are
+the constants below, so `study.query` reads back exactly what is written.
 
-Resume: a child run is found by its `trial_id` tag, never created twice. A trial that Ray
-restarts (after a failure, or after the driver was killed and the study resumed) goes on
-in its existing run, and metrics of epochs that run already has are not logged again.
-The study's parent run is reused by `study run --resume`; runs of trials the killed
-driver had started but Ray no longer knows are closed as KILLED (`trial_state`
-`interrupted`), so no run is left RUNNING.
+Resume: the study's parent run is reused by `study run --resume` (its config is the
+`config.yaml` artifact); runs of trials the killed driver had started but Ray no longer
+knows are closed as KILLED (`trial_state` `interrupted`), so no run is left RUNNING.
 """
 
 from __future__ import annotations
 
+import tempfile
 import time
 from pathlib import Path
 
-from mlflow.entities import Metric, Param, RunTag
+import yaml
+from mlflow.entities import Metric, Param
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
-from ray.tune import Callback
 
-from study.stores import redact, reveal, sqlalchemy_url
+from study.stores import sqlalchemy_url
 
 # Tags
 TAG_RUN_TYPE = "run_type"  # study | trial | pretrain
@@ -95,216 +96,77 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def trial_tags(config: dict, stages: int, label: str) -> dict[str, str]:
-    return {
-        TAG_RUN_TYPE: "trial",
-        TAG_PHASE: config["phase"],
-        TAG_DATASET: config["dataset"],
-        TAG_SIZE: str(config["size"]),
-        TAG_SEED: str(config["seed"]),
-        TAG_ARCH: config["arch"],
-        TAG_STRATEGY: config["strategy"],
-        TAG_STRATEGY_LABEL: label,
-        TAG_FREEZE_BOUNDARY: str(config["freeze"]),
-        TAG_FREEZE_FRAC: f"{config['freeze'] / stages:.3f}",
-    }
+CONFIG_ARTIFACT = "config.yaml"  # the study config, on the parent run (what --resume reads)
+ALL_RUNS = 50000  # MLflow's largest page: "every run" for a study's child runs
 
 
-class MlflowTrialLogger(Callback):
-    """Ray Tune callback on the driver: mirrors every trial into an MLflow child run."""
-
-    def __init__(
-        self,
-        client: MlflowClient,
-        experiment_id: str,
-        parent_run_id: str,
-        stage_counts: dict[str, int],
-        label_of,
-    ) -> None:
-        self.client = client
-        self.experiment_id = experiment_id
-        self.parent_run_id = parent_run_id
-        self.stage_counts = stage_counts
-        self.label_of = label_of
-        self.run_ids: dict[str, str] = {}
-        self.logged_step: dict[str, int] = {}  # last epoch logged, per trial
-        self.placed: set[str] = set()  # trials whose node tags are written
-        self.closed: set[str] = set()  # trials whose run was already finished
-
-    # Ray pickles its callbacks into the experiment folder (tuner.pkl): keep the store's
-    # password out of it, and reconnect from the environment on Tuner.restore.
-    def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        state["client"] = redact(self.client.tracking_uri)
-        state["run_ids"], state["logged_step"], state["placed"], state["closed"] = (
-            {},
-            {},
-            set(),
-            set(),
+def search_runs(
+    client: MlflowClient,
+    experiment_ids: list[str],
+    *,
+    run_type: str | None = None,
+    parent: str | None = None,
+    phase: str | None = None,
+    trial_id: str | None = None,
+    status: str | None = None,
+    latest_only: bool = False,
+) -> list:
+    """Runs matching every given condition (the one place a run filter is written)."""
+    conditions = [
+        f"tags.{tag} = '{value}'"
+        for tag, value in (
+            (TAG_RUN_TYPE, run_type),
+            (MLFLOW_PARENT_RUN_ID, parent),
+            (TAG_PHASE, phase),
+            (TAG_TRIAL_ID, trial_id),
         )
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        state["client"] = client_for(reveal(state["client"]))
-        self.__dict__.update(state)
-
-    def find_run(self, trial_id: str):
-        runs = self.client.search_runs(
-            [self.experiment_id],
-            filter_string=f"tags.{MLFLOW_PARENT_RUN_ID} = '{self.parent_run_id}' "
-            f"and tags.{TAG_TRIAL_ID} = '{trial_id}'",
-            max_results=10,
-        )
-        return min(runs, key=lambda run: run.info.start_time) if runs else None
-
-    def on_trial_start(self, iteration, trials, trial, **info):
-        trial_id = trial.trial_id
-        if trial_id in self.run_ids or trial_id in self.closed:
-            return  # restarted after a failure: same run
-        existing = self.find_run(trial_id)
-        if existing is not None:  # a resumed study: go on in the trial's run
-            if existing.info.status == "RUNNING":
-                self.run_ids[trial_id] = existing.info.run_id
-                history = self.client.get_metric_history(existing.info.run_id, METRIC_VAL_ACC)
-                self.logged_step[trial_id] = max((m.step for m in history), default=0)
-            else:
-                self.closed.add(trial_id)
-            return
-        config = trial.config
-        label = self.label_of(config["strategy"], config["freeze"])
-        tags = trial_tags(config, self.stage_counts[config["arch"]], label)
-        tags |= {
-            MLFLOW_PARENT_RUN_ID: self.parent_run_id,
-            TAG_TRIAL_ID: trial_id,
-            MLFLOW_RUN_NAME: f"{config['phase']}-size{config['size']}-{config['arch']}-"
-            f"{label}-seed{config['seed']}-{trial_id}",
-        }
-        run = self.client.create_run(self.experiment_id, start_time=now_ms(), tags=tags)
-        self.run_ids[trial_id] = run.info.run_id
-        params = [Param(name, str(config[name])) for name in TRIAL_PARAMS if name in config]
-        self.client.log_batch(run.info.run_id, params=params)
-
-    def on_trial_result(self, iteration, trials, trial, result, **info):
-        run_id = self.run_ids.get(trial.trial_id)
-        if run_id is None:
-            return
-        step, stamp = int(result["epoch"]), now_ms()
-        tags = []
-        if trial.trial_id not in self.placed:
-            self.placed.add(trial.trial_id)
-            tags = [
-                RunTag(tag, str(result[key]))
-                for tag, key in (
-                    (TAG_NODE_IP, "node_ip"),
-                    (TAG_HOSTNAME, "hostname"),
-                    (TAG_FEATURE_CACHE, "feature_cache"),
-                )
-                if key in result
-            ]
-            tags += [RunTag(TAG_NODE_ID, str(result["node_id"]))] if "node_id" in result else []
-        if step <= self.logged_step.get(trial.trial_id, 0):
-            if tags:
-                self.client.log_batch(run_id, tags=tags)
-            return  # an epoch this run already has (the trial resumed from a checkpoint)
-        self.logged_step[trial.trial_id] = step
-        metrics = [
-            Metric(name, float(result[name]), stamp, step)
-            for name in STEP_METRICS
-            if name in result
-        ]
-        self.client.log_batch(run_id, metrics=metrics, tags=tags)
-
-    def on_trial_recover(self, iteration, trials, trial, **info):
-        run_id = self.run_ids.get(trial.trial_id)
-        if run_id is None:
-            return
-        self.client.log_batch(
-            run_id,
-            tags=[
-                RunTag(TAG_RESTARTS, str(trial.num_failures)),
-                RunTag(TAG_ERROR, error_line(trial)),
-            ],
-        )
-
-    def on_trial_complete(self, iteration, trials, trial, **info):
-        run_id = self.run_ids.pop(trial.trial_id, None)
-        if run_id is None:
-            return
-        result = trial.last_result or {}
-        finished = METRIC_TEST_ACC in result  # only a trial that ran to the end reports it
-        stamp, step = now_ms(), int(result.get("epoch", 0))
-        final = [
-            Metric(name, float(result[name]), stamp, step)
-            for name in (METRIC_TEST_ACC, METRIC_TRAIN_SECONDS, METRIC_TRAINABLE_PARAMS)
-            if name in result
-        ]
-        self.client.log_batch(
-            run_id,
-            metrics=final,
-            tags=[RunTag(TAG_TRIAL_STATE, "completed" if finished else "pruned")]
-            + [RunTag(TAG_FEATURE_CACHE, str(v)) for v in [result.get("feature_cache")] if v],
-        )
-        self.client.set_terminated(run_id, "FINISHED", end_time=stamp)
-
-    def on_trial_error(self, iteration, trials, trial, **info):
-        run_id = self.run_ids.pop(trial.trial_id, None)
-        if run_id is None:
-            return
-        self.client.log_batch(
-            run_id,
-            tags=[RunTag(TAG_TRIAL_STATE, "failed"), RunTag(TAG_ERROR, error_line(trial))],
-        )
-        self.client.set_terminated(run_id, "FAILED", end_time=now_ms())
+        if value is not None
+    ]
+    if status is not None:
+        conditions.append(f"attributes.status = '{status}'")
+    return client.search_runs(
+        experiment_ids,
+        filter_string=" and ".join(conditions),
+        order_by=["attributes.start_time DESC"] if latest_only else None,
+        max_results=1 if latest_only else ALL_RUNS,
+    )
 
 
-def error_line(trial) -> str:
-    """The last line of a failed trial's error (the exception and its message), from the
-    error file Ray writes on the driver before it calls back."""
-    text = ""
-    try:
-        path = trial.error_file
-        if path and Path(path).is_file():
-            text = Path(path).read_text(errors="replace")
-    except (AttributeError, OSError):
-        pass
-    text = text or str(getattr(trial, "error_message", None) or "")
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return (lines[-1] if lines else "trial raised")[:4000]
-
-
-def child_runs(client: MlflowClient, parent_run_id: str, phase: str | None = None) -> list:
-    """The trial runs of a study run (of one phase), in any state."""
-    parent = client.get_run(parent_run_id)
-    where = f"tags.{MLFLOW_PARENT_RUN_ID} = '{parent_run_id}'"
-    if phase is not None:
-        where += f" and tags.{TAG_PHASE} = '{phase}'"
-    return client.search_runs([parent.info.experiment_id], filter_string=where, max_results=50000)
+def child_runs(
+    client: MlflowClient, parent_run_id: str, phase: str | None = None, status: str | None = None
+) -> list:
+    """The trial runs of a study run (of one phase, in one status; default any)."""
+    experiment_id = client.get_run(parent_run_id).info.experiment_id
+    return search_runs(client, [experiment_id], parent=parent_run_id, phase=phase, status=status)
 
 
 def close_interrupted_runs(client: MlflowClient, parent_run_id: str) -> int:
     """Close the child runs still RUNNING at the end of a study: trials a killed driver
     had started and that the resumed Ray experiment no longer knows. Returns how many."""
-    parent = client.get_run(parent_run_id)
-    runs = client.search_runs(
-        [parent.info.experiment_id],
-        filter_string=f"tags.{MLFLOW_PARENT_RUN_ID} = '{parent_run_id}' "
-        f"and attributes.status = 'RUNNING'",
-        max_results=50000,
-    )
+    runs = child_runs(client, parent_run_id, status="RUNNING")
     for run in runs:
         client.set_tag(run.info.run_id, TAG_TRIAL_STATE, "interrupted")
         client.set_terminated(run.info.run_id, "KILLED", end_time=now_ms())
     return len(runs)
 
 
-def latest_study_run(client: MlflowClient, experiment_id: str):
-    """The most recent study (parent) run in the experiment, whatever its status."""
-    runs = client.search_runs(
-        [experiment_id],
-        filter_string=f"tags.{TAG_RUN_TYPE} = 'study'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-    )
+def experiment_ids(client: MlflowClient, name: str | None = None) -> list[str]:
+    """The id of experiment `name` ([] when there is none), or of every experiment."""
+    if name is None:
+        return [e.experiment_id for e in client.search_experiments()]
+    found = client.get_experiment_by_name(name)
+    return [found.experiment_id] if found is not None else []
+
+
+def experiment_names(client: MlflowClient) -> list[str]:
+    return [e.name for e in client.search_experiments() if e.name != "Default"]
+
+
+def latest_study_run(client: MlflowClient, ids: list[str], status: str | None = None):
+    """The most recent study (parent) run in experiments `ids` (of `status`), or None."""
+    if not ids:
+        return None
+    runs = search_runs(client, ids, run_type="study", status=status, latest_only=True)
     return runs[0] if runs else None
 
 
@@ -316,14 +178,43 @@ def reopen_study_run(client: MlflowClient, run) -> str:
     return run.info.run_id
 
 
-def start_study_run(client: MlflowClient, experiment_id: str, study: str, params: dict) -> str:
+def start_study_run(
+    client: MlflowClient,
+    experiment_id: str,
+    study: str,
+    params: dict,
+    config: dict | None = None,
+) -> str:
+    """The study's parent run; `config` (the study config as plain data) is stored whole
+    as its `config.yaml` artifact (a parameter is cut at MLflow's length limit)."""
     run = client.create_run(
         experiment_id,
         start_time=now_ms(),
         tags={TAG_RUN_TYPE: "study", TAG_STUDY: study, MLFLOW_RUN_NAME: f"study-{study}"},
     )
     client.log_batch(run.info.run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()])
+    if config is not None:
+        client.log_text(run.info.run_id, yaml.safe_dump(config, sort_keys=False), CONFIG_ARTIFACT)
     return run.info.run_id
+
+
+def study_config(client: MlflowClient, run_id: str) -> dict | None:
+    """The config a study run was started with (its `config.yaml`), or None without one."""
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            path = client.download_artifacts(run_id, CONFIG_ARTIFACT, folder)
+        except (MlflowException, OSError):
+            return None
+        return yaml.safe_load(Path(path).read_text())
+
+
+def end_study_run(client: MlflowClient, run_id: str, status: str) -> None:
+    client.set_terminated(run_id, status)
+
+
+def log_folder(client: MlflowClient, run_id: str, folder: Path, artifact_path: str) -> None:
+    """Every file in `folder` as artifacts of the run, under `artifact_path`."""
+    client.log_artifacts(run_id, str(folder), artifact_path=artifact_path)
 
 
 def record_pretraining(client: MlflowClient, artifacts: str, checkpoint, settings: dict) -> str:

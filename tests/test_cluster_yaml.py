@@ -10,7 +10,8 @@ import yaml
 from ray.autoscaler._private.util import prepare_config, validate_config
 
 from study.cluster import URL
-from study.config import ConfigError, load_preset, parse_config
+from study.config import ConfigError
+from study.config_file import load_preset, parse_config
 from study.stores import password
 from tests.conftest import ROOT, run_cli
 

@@ -20,9 +20,10 @@ from ray import tune
 
 from search_spaces.transfer import define, strategy_label
 from study import tracking
-from study.config import load_preset
+from study.config_file import load_preset
 from study.searcher import StratifiedOptunaSearch, Stratum, create_stratum_study
 from study.stores import sqlalchemy_url
+from study.trial_logger import MlflowTrialLogger
 from study.tuner import local_ray, run_config
 from tests.tiny_trainables import TRIALS, at_the_same_moment, breaks
 
@@ -56,7 +57,7 @@ def run_sixteen(mlflow_uri: str, optuna_uri: str, work: Path):
     client = tracking.client_for(mlflow_uri)
     experiment_id = tracking.ensure_experiment(client, "concurrency", str(work / "artifacts"))
     parent = tracking.start_study_run(client, experiment_id, "concurrency", {})
-    logger = tracking.MlflowTrialLogger(client, experiment_id, parent, STAGES, strategy_label)
+    logger = MlflowTrialLogger(client, experiment_id, parent, STAGES, strategy_label)
     constants = {
         "phase": "search",
         "dataset": "digits",
@@ -131,7 +132,7 @@ def test_failed_trials_restart_from_a_checkpoint_or_end_failed_and_the_rest_go_o
     client = tracking.client_for(f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment_id = tracking.ensure_experiment(client, "faults", str(tmp_path / "artifacts"))
     parent = tracking.start_study_run(client, experiment_id, "faults", {})
-    logger = tracking.MlflowTrialLogger(client, experiment_id, parent, STAGES, strategy_label)
+    logger = MlflowTrialLogger(client, experiment_id, parent, STAGES, strategy_label)
     modes = ["fine", "flaky", "nan"]
     constants = {"phase": "search", "dataset": "digits", "size": 2, "seed": 0}
     constants |= {"steps": 1, "reports": 3, "batch_size": 8}

@@ -9,8 +9,8 @@ from torch import nn
 
 from tests.helpers import HEAVY_ARCHS, source_state, stage_state
 from tests.helpers import trial_config as config
+from trainables.feature_store import FeatureStore
 from trainables.features import (
-    FeatureStore,
     PrefixCache,
     cached_rest,
     capture,

@@ -14,7 +14,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from ray.cluster_utils import Cluster
 
 from study import tracking as t
-from study.config import load_preset
+from study.config_file import load_preset
 from study.protocol import run_study
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]

@@ -12,7 +12,7 @@ import pytest
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from study import tracking as t
-from study.config import load_preset
+from study.config_file import load_preset
 from study.stores import sqlalchemy_url
 from tests.conftest import ROOT
 

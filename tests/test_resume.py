@@ -29,8 +29,9 @@ from optuna.trial import TrialState
 
 from search_spaces.transfer import coverage_points, define
 from study import tracking as t
-from study.config import load_preset
+from study.config_file import load_preset
 from study.searcher import INTERRUPTED, StratifiedOptunaSearch, Stratum, create_stratum_study
+from study.trial_logger import MlflowTrialLogger
 from tests import helpers
 from tests.conftest import ROOT
 from trainables.data import load_target
@@ -185,7 +186,7 @@ def test_the_pickled_mlflow_callback_keeps_no_password_and_reconnects(monkeypatc
     class Client:
         tracking_uri = url
 
-    logger = t.MlflowTrialLogger(Client(), "1", "parent", STAGES, str)
+    logger = MlflowTrialLogger(Client(), "1", "parent", STAGES, str)
     logger.run_ids["a"] = "run-a"
     data = cloudpickle.dumps(logger)
     assert b"s3cret" not in data
@@ -195,13 +196,13 @@ def test_the_pickled_mlflow_callback_keeps_no_password_and_reconnects(monkeypatc
 
 def test_resume_picks_the_latest_study_run_and_refuses_a_changed_question(tmp_path):
     from study.config import ConfigError
-    from study.protocol import study_to_resume
+    from study.resume import study_to_resume
 
     client = t.client_for(f"sqlite:///{tmp_path / 'mlflow.db'}")
     assert study_to_resume(client, SMOKE) is None  # nothing yet: a new study
     experiment_id = t.ensure_experiment(client, SMOKE.name, str(tmp_path / "artifacts"))
-    params = {"config": json.dumps(SMOKE.model_dump(mode="json"))}
-    parent = t.start_study_run(client, experiment_id, SMOKE.name, params)
+    config = SMOKE.model_dump(mode="json")
+    parent = t.start_study_run(client, experiment_id, SMOKE.name, {}, config=config)
     assert study_to_resume(client, SMOKE).info.run_id == parent
     faster = SMOKE.model_copy(
         update={"fault_tolerance": SMOKE.fault_tolerance.model_copy(update={"max_failures": 3})}

@@ -13,7 +13,7 @@ import torch
 from search_spaces import transfer as space
 from tests.helpers import source_state, stage_state, trial_config
 from trainables import transfer
-from trainables.features import FeatureStore
+from trainables.feature_store import FeatureStore
 from trainables.loops import accuracy, train_steps
 from trainables.registry import get_arch
 from trainables.train import Phase, PhaseRun, TrialConfig, fit

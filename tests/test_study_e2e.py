@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from study import tracking as t
-from study.config import load_preset
+from study.config_file import load_preset
 from tests.conftest import ROOT, run_cli
 
 pytestmark = pytest.mark.ray

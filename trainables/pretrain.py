@@ -24,13 +24,16 @@ from trainables.transfer import param_groups
 
 @dataclass(frozen=True)
 class PretrainSettings:
-    source: str = "glyphs"
-    images: int = 40000
-    epochs: int = 3
-    batch_size: int = 128
-    lr: float = 0.05
-    weight_decay: float = 5e-4
-    seed: int = 0
+    """How a source checkpoint is trained (the study config's `source` section owns the
+    defaults); every field is part of the checkpoint's cache key."""
+
+    source: str
+    images: int
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    seed: int
 
     def key(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]

@@ -29,7 +29,8 @@ import numpy as np
 import torch
 
 from trainables.data import TargetData, augment
-from trainables.features import FeatureStore, PrefixCache, cached_rest, capture
+from trainables.feature_store import FeatureStore
+from trainables.features import PrefixCache, cached_rest, capture
 from trainables.heads import fit_head
 from trainables.loops import accuracy, make_optimizer, train_steps
 from trainables.registry import ArchSpec, count_params, get_arch

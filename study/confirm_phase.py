@@ -1,0 +1,82 @@
+"""The confirm phase: the best search configuration of each strategy, on every seed.
+
+The best configuration per (size, strategy) by validation accuracy is retrained on every
+seed's subset; the answer is the mean test accuracy over those seeds, so test accuracy is
+only ever read, never used to choose.
+"""
+
+from __future__ import annotations
+
+from search_spaces.transfer import strategy_label
+from study import tracking
+from study.searcher import OBJECTIVE, OBJECTIVE_DONE
+from study.tuner import confirm_tuner
+
+MAX_CONFIRM_TOPUPS = 3  # reruns of lost confirm trials before the study reports what it has
+CONFIRM_KEY_TAGS = (
+    tracking.TAG_SIZE,
+    tracking.TAG_SEED,
+    tracking.TAG_ARCH,
+    tracking.TAG_STRATEGY_LABEL,
+)
+
+
+def confirm_configs(results, seeds: int) -> list[dict]:
+    """The best search configuration per (size, strategy), once per seed.
+
+    Trials that ran to the end rank above trials ASHA stopped early; within each group the
+    best validation accuracy wins. A strategy whose every trial was stopped early is still
+    confirmed (with its best stopped trial), so every strategy gets an answer.
+    """
+    best: dict[tuple, tuple[tuple, dict]] = {}
+    for result in results:
+        metrics = result.metrics or {}
+        if result.error or OBJECTIVE not in metrics:
+            continue
+        config = result.config
+        key = (str(config["size"]), config["strategy"])
+        rank = (OBJECTIVE_DONE in metrics, metrics[OBJECTIVE])
+        if key not in best or rank > best[key][0]:
+            best[key] = (rank, config)
+    chosen = []
+    for key in sorted(best):
+        base = {k: v for k, v in best[key][1].items() if k != "optuna_trial"}
+        chosen += [{**base, "phase": "confirm", "seed": seed} for seed in range(seeds)]
+    return chosen
+
+
+def confirm_key(config: dict) -> tuple[str, ...]:
+    label = strategy_label(config["strategy"], config["freeze"])
+    return (str(config["size"]), str(config["seed"]), config["arch"], label)
+
+
+def unconfirmed(client, parent: str, configs: list[dict]) -> list[dict]:
+    """The confirm configurations no trial has finished or failed on yet (lost ones)."""
+    handled = {
+        tuple(run.data.tags.get(tag) for tag in CONFIRM_KEY_TAGS)
+        for run in tracking.child_runs(client, parent, phase="confirm")
+        if run.info.status in ("FINISHED", "FAILED")
+    }
+    return [c for c in configs if confirm_key(c) not in handled]
+
+
+def run_confirm(config, study_key, target, sources, results, logger, client, parent, log):
+    """Run the confirm phase until every configuration has a finished run.
+
+    A restored confirm experiment only knows the trials of Ray's last snapshot: trials the
+    killed driver had queued after it are lost with it. MLflow says which configurations
+    finished, so the rest run again in a fresh experiment (`-confirm-1`, ...), which a
+    later resume restores in turn.
+    """
+    to_confirm = confirm_configs(results, config.target.seeds)
+    log(
+        f"confirm phase: {len(to_confirm)} trials ({config.target.seeds} seeds per "
+        f"best configuration of each strategy and size)"
+    )
+    pending, attempt = to_confirm, 0
+    while pending and attempt <= MAX_CONFIRM_TOPUPS:
+        name = f"{study_key}-confirm" + (f"-{attempt}" if attempt else "")
+        if attempt:
+            log(f"confirm phase: {len(pending)} configurations have no finished run; running them")
+        confirm_tuner(config, name, target, sources, pending, [logger]).fit()
+        pending, attempt = unconfirmed(client, parent, to_confirm), attempt + 1

@@ -1,0 +1,50 @@
+"""The validate-and-load stage: the target dataset, read and checked on the driver.
+
+Every image is read here, so a missing folder, an empty class, an unreadable file or a
+size larger than the data stops the study with one line before any store is touched.
+"""
+
+from __future__ import annotations
+
+from study.config import ConfigError, StudyConfig
+from study.sources import check_torchvision_weights, torchvision_weights
+from trainables.data import Preprocessing, TargetData, load_target, preprocessing_for
+
+
+def target_preprocessing(config: StudyConfig) -> Preprocessing:
+    """Inputs as the weights expect them. Study-pretrained weights come from the rendered
+    glyphs: grey images normalised with their grey level (`channels: auto` is 1; 3 channels
+    feed RGB to a first conv whose grey filters are spread over R, G and B). torchvision
+    weights bring their own preprocessing: RGB, ImageNet's mean and std, their resize ratio.
+    (Every architecture of a study shares one preprocessing, the first architecture's.)"""
+    channels = None if config.target.channels == "auto" else config.target.channels
+    if config.source.weights == "torchvision":
+        weights = torchvision_weights(config.search.architectures[0])
+        return preprocessing_for(weights, config.target.image_size, channels)
+    return Preprocessing(size=config.target.image_size, channels=channels or 1)
+
+
+def load_checked_target(config: StudyConfig) -> TargetData:
+    """The target dataset, with every requested size checked against it (driver side)."""
+    if config.source.weights == "torchvision":
+        check_torchvision_weights(config)
+    try:
+        target = load_target(
+            config.target.dataset,
+            config.target.val_per_class,
+            config.target.test_per_class,
+            prep=target_preprocessing(config),
+            root=config.target.root,
+            download=config.target.download,
+        )
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    largest = target.max_size()
+    for size in config.sizes():
+        if size is not None and size > largest:
+            raise ConfigError(
+                f"target.sizes: {size} examples per class is more than {target.name} has "
+                f"(its training pool holds {largest} per class, class {target.smallest_class()!r}"
+                f" the fewest); allowed: 1..{largest} or 'all'"
+            )
+    return target
