@@ -27,7 +27,7 @@ from study.searcher import (
 )
 from study.stores import redact
 from study.tuner import confirm_tuner, ray_runtime, search_tuner
-from trainables.data import Preprocessing, TargetData, load_target, preprocessing_for
+from trainables.datasets import Preprocessing, TargetData, load_target, preprocessing_for
 from trainables.pretrain import PretrainSettings, pretrain
 from trainables.registry import get_arch
 

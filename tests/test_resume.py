@@ -33,7 +33,7 @@ from study.config import load_preset
 from study.searcher import INTERRUPTED, StratifiedOptunaSearch, Stratum, create_stratum_study
 from tests import helpers
 from tests.conftest import ROOT
-from trainables.data import load_target
+from trainables.datasets import load_target
 from trainables.registry import get_arch
 from trainables.train import TrialConfig, fit
 

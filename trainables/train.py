@@ -28,7 +28,8 @@ from functools import partial
 import numpy as np
 import torch
 
-from trainables.data import TargetData, augment
+from trainables.datasets import TargetData
+from trainables.datasets.augment import augment
 from trainables.features import FeatureStore, PrefixCache, cached_rest, capture
 from trainables.heads import fit_head
 from trainables.loops import accuracy, make_optimizer, train_steps
