@@ -20,7 +20,7 @@ import time
 
 import torch
 
-from trainables.data import load_target
+from trainables.datasets import load_target
 from trainables.feature_store import FeatureStore
 from trainables.loops import train_steps
 from trainables.registry import get_arch

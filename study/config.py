@@ -83,7 +83,7 @@ class TargetConfig(Strict):
     @field_validator("dataset")
     @classmethod
     def _dataset(cls, dataset: str) -> str:
-        from trainables.data import parse_dataset
+        from trainables.datasets import parse_dataset
 
         parse_dataset(dataset)  # ValueError naming the allowed datasets
         return dataset

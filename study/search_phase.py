@@ -16,7 +16,7 @@ from study.searcher import StratifiedOptunaSearch, Stratum, create_stratum_study
 from study.sources import weights_for
 from study.stores import redact
 from study.tuner import search_tuner
-from trainables.data import TargetData
+from trainables.datasets import TargetData
 
 
 def trial_config(suggestion: dict, constants: dict, source: str, torchvision: bool = False) -> dict:

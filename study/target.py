@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from study.config import ConfigError, StudyConfig
 from study.sources import check_torchvision_weights, torchvision_weights
-from trainables.data import Preprocessing, TargetData, load_target, preprocessing_for
+from trainables.datasets import Preprocessing, TargetData, load_target, preprocessing_for
 
 
 def target_preprocessing(config: StudyConfig) -> Preprocessing:

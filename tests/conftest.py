@@ -32,7 +32,7 @@ def workdir(tmp_path, monkeypatch) -> Path:
 @pytest.fixture(scope="session")
 def digits():
     """The digits target with small validation and test sets, for trainable-level tests."""
-    from trainables.data import load_target
+    from trainables.datasets import load_target
 
     return load_target("digits", val_per_class=10, test_per_class=20)
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trainables.data import load_target
+from trainables.datasets import load_target
 from trainables.glyphs import LETTERS, render_glyphs
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import struct
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,15 +13,19 @@ import pytest
 import torch
 from PIL import Image
 
-from trainables.data import (
+import trainables.datasets as datasets_package
+from trainables.datasets import (
     GREY_MEAN,
     DataError,
     Preprocessing,
-    augment,
+    dataset_names,
     load_target,
     parse_dataset,
     preprocessing_for,
+    register,
 )
+from trainables.datasets import registry as dataset_registry
+from trainables.datasets.augment import augment
 
 MODES = ("L", "RGB", "RGBA", "P")
 
@@ -188,3 +193,53 @@ def test_augmentation_is_seeded_and_keeps_shapes():
     for i in range(2):
         assert torch.equal(flipped[i], x[i]) or torch.equal(flipped[i], x[i].flip(-1))
     assert torch.equal(augment(x, (), torch.Generator()), x)
+
+
+TINY_MODULE = '''"""`tiny:<n>`: n classes of four 3x5 grey ramps each (a dataset in one file)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from trainables.datasets.images import convert_array
+from trainables.datasets.registry import register
+from trainables.datasets.splits import assemble, split_pool
+
+
+@register("tiny", argument="<n>")
+def load(request):
+    n = int(request.arg)
+    labels = np.repeat(np.arange(n), 4)
+    images = np.linspace(0, 1, len(labels) * 15, dtype=np.float32).reshape(-1, 3, 5)
+    classes = [f"c{i}" for i in range(n)]
+    held, pool = split_pool(
+        request.name, classes, labels, request.val_per_class, request.test_per_class
+    )
+    return assemble(request.name, classes, convert_array(images, request.prep), labels, held, pool)
+'''
+
+
+def test_adding_a_dataset_is_one_module(tmp_path, monkeypatch):
+    """A module dropped on the package's path is found by the registry: nothing else is edited."""
+    assert dataset_names() == ["digits", "glyphs", "imagefolder:<path>", "torchvision:<name>"]
+    with pytest.raises(ValueError, match="unknown target dataset 'tiny:3'"):
+        parse_dataset("tiny:3")
+    (tmp_path / "tiny_target.py").write_text(TINY_MODULE)
+    module = f"{datasets_package.__name__}.tiny_target"
+    monkeypatch.setattr(dataset_registry, "_REGISTRY", dict(dataset_registry._REGISTRY))
+    monkeypatch.setattr(datasets_package, "__path__", [*datasets_package.__path__, str(tmp_path)])
+    try:
+        assert "tiny:<n>" in dataset_names()
+        assert parse_dataset("tiny:3") == ("tiny", "3")
+        with pytest.raises(
+            ValueError, match="allowed: digits, glyphs, imagefolder:<path>, tiny:<n>"
+        ):
+            parse_dataset("tiny")  # it takes an argument
+        data = load_target("tiny:3", 1, 1, prep=Preprocessing(size=4, channels=3))
+        assert data.name == "tiny:3" and data.classes == ("c0", "c1", "c2")
+        assert data.pool.x.shape == (6, 3, 4, 4) and len(data.val) == len(data.test) == 3
+        with pytest.raises(ValueError, match="target dataset 'tiny' is already registered"):
+            register("tiny")(lambda request: None)
+    finally:
+        sys.modules.pop(module, None)
+        vars(datasets_package).pop("tiny_target", None)

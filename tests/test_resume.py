@@ -34,7 +34,7 @@ from study.searcher import INTERRUPTED, StratifiedOptunaSearch, Stratum, create_
 from study.trial_logger import MlflowTrialLogger
 from tests import helpers
 from tests.conftest import ROOT
-from trainables.data import load_target
+from trainables.datasets import load_target
 from trainables.registry import get_arch
 from trainables.train import TrialConfig, fit
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from trainables.data import load_source
+from trainables.datasets.source import load_source
 from trainables.loops import accuracy, make_optimizer, train_steps
 from trainables.registry import count_params, get_arch
 from trainables.transfer import param_groups

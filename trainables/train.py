@@ -28,7 +28,8 @@ from functools import partial
 import numpy as np
 import torch
 
-from trainables.data import TargetData, augment
+from trainables.datasets import TargetData
+from trainables.datasets.augment import augment
 from trainables.feature_store import FeatureStore
 from trainables.features import PrefixCache, cached_rest, capture
 from trainables.heads import fit_head

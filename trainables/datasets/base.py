@@ -1,0 +1,150 @@
+"""What every target dataset produces and how its images are normalised.
+
+`Preprocessing` says how raw images become model inputs (channels, size, normalisation);
+`TargetData` holds the fixed pool/validation/test splits every trial of a study shares;
+`DataError` is bad target data, one line naming the file or class and the problem (the
+driver loads the target before any trial starts, so it ends the study with exit code 2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+IMAGE_SIZE = 32
+# Grey-level statistics of the rendered source task, applied to source and target alike
+# (the target is fed the way the pretrained network was trained).
+GREY_MEAN = 0.15
+GREY_STD = 0.29
+
+
+class DataError(ValueError):
+    """Bad target data: the message is one line naming the file or class and the problem."""
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How raw images become model inputs: channels, size, normalisation."""
+
+    size: int = IMAGE_SIZE
+    channels: int = 1
+    mean: tuple[float, ...] = (GREY_MEAN,)
+    std: tuple[float, ...] = (GREY_STD,)
+    resize: int | None = None  # shorter side before the centre crop (None: `size`)
+
+    def __post_init__(self):
+        if self.channels not in (1, 3):
+            raise ValueError(f"channels must be 1 or 3, got {self.channels}")
+        if self.size < 1 or (self.resize is not None and self.resize < self.size):
+            raise ValueError(f"bad input size {self.size} / resize {self.resize}")
+
+    def stats(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-channel mean and std; RGB statistics for grey input are averaged."""
+        mean, std = np.asarray(self.mean, np.float32), np.asarray(self.std, np.float32)
+        if len(mean) != self.channels:
+            mean = np.full(self.channels, mean.mean(), np.float32)
+            std = np.full(self.channels, std.mean(), np.float32)
+        return mean.reshape(1, -1, 1, 1), std.reshape(1, -1, 1, 1)
+
+
+def preprocessing_for(weights: str, size: int = IMAGE_SIZE, channels: int | None = None):
+    """The preprocessing that matches a weight source (see trainables.weights).
+
+    torchvision weights bring their own normalisation (ImageNet's mean and std) and their
+    resize-to-crop ratio (e.g. 256 -> 224), applied at the study's input size; everything
+    else is fed like the rendered source task it was pretrained on (grey levels).
+    """
+    kind, _, arg = weights.partition(":")
+    if kind != "torchvision":
+        return Preprocessing(size=size, channels=channels or 1)
+    from torchvision.models import get_weight
+
+    transform = get_weight(arg).transforms()
+    ratio = transform.resize_size[0] / transform.crop_size[0]
+    return Preprocessing(
+        size=size,
+        channels=channels or 3,
+        mean=tuple(transform.mean),
+        std=tuple(transform.std),
+        resize=max(size, round(size * ratio)),
+    )
+
+
+def normalise(images: np.ndarray, prep: Preprocessing | None = None) -> np.ndarray:
+    """Images in [0, 1], (N, H, W) grey or (N, C, H, W) -> standardised float32 (N, C, H, W)."""
+    prep = prep or Preprocessing(size=images.shape[-1])
+    if images.ndim == 3:
+        images = images[:, None]
+    mean, std = prep.stats()
+    return ((images - mean) / std).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Split:
+    """Normalised images (N, C, H, W) float32 and labels (N,) int64, as numpy arrays."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.from_numpy(self.x), torch.from_numpy(self.y)
+
+
+@dataclass(frozen=True)
+class TargetData:
+    """A target split once, by a fixed seed, into a training pool, validation and test.
+
+    A training subset for (size, seed) takes `size` examples of every class from the
+    pool, so validation and test are disjoint from every subset, and for one seed a
+    smaller subset is contained in a larger one.
+    """
+
+    name: str
+    classes: tuple[str, ...]
+    pool: Split
+    val: Split
+    test: Split
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def in_channels(self) -> int:
+        return self.pool.x.shape[1]
+
+    @property
+    def image_size(self) -> int:
+        return self.pool.x.shape[-1]
+
+    def class_counts(self) -> np.ndarray:
+        return np.bincount(self.pool.y, minlength=self.num_classes)
+
+    def max_size(self) -> int:
+        """The largest per-class subset the pool supports (its smallest class)."""
+        return int(self.class_counts().min())
+
+    def smallest_class(self) -> str:
+        return self.classes[int(self.class_counts().argmin())]
+
+    def train_subset(self, size: int | None, seed: int) -> Split:
+        """`size` pool examples of each class (all of the pool when `size` is None)."""
+        if size is None:
+            return self.pool
+        if not 1 <= size <= self.max_size():
+            raise ValueError(
+                f"size must be 1..{self.max_size()} examples per class for {self.name} "
+                f"(or 'all'), got {size}"
+            )
+        rng = np.random.default_rng(seed)
+        picked = [
+            rng.permutation(np.flatnonzero(self.pool.y == label))[:size]
+            for label in range(self.num_classes)
+        ]
+        index = np.sort(np.concatenate(picked))
+        return Split(self.pool.x[index], self.pool.y[index])

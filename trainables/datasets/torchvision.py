@@ -1,0 +1,60 @@
+"""`torchvision:<name>`: a torchvision dataset under a local root, downloaded only when asked.
+
+The official test split gives the test set; validation is carved out of the training
+split. (This module is `trainables.datasets.torchvision`; its absolute imports of
+`torchvision` still reach the real package.)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from trainables.datasets.base import DataError, Split, TargetData
+from trainables.datasets.images import convert_array
+from trainables.datasets.registry import Request, register
+from trainables.datasets.splits import carve, check_held_out, split_rng
+
+TORCHVISION_DATASETS = ("CIFAR10", "CIFAR100", "MNIST", "FashionMNIST")
+
+
+def _read(request: Request, train: bool) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(uint8 images (N, C, H, W), labels, classes) of the train or the test split."""
+    from torchvision import datasets
+
+    try:
+        data = getattr(datasets, request.arg)(
+            root=request.root, train=train, download=request.download
+        )
+    except RuntimeError as error:
+        hint = "" if request.download else " (set target.download: true to download it)"
+        raise DataError(
+            f"{request.name}: not found under {Path(request.root).resolve()}: "
+            f"{str(error).splitlines()[0]}{hint}"
+        ) from None
+    images = np.asarray(data.data)
+    images = images.transpose(0, 3, 1, 2) if images.ndim == 4 else images[:, None]
+    return images, np.asarray(data.targets, dtype=np.int64), list(data.classes)
+
+
+@register("torchvision", argument="<name>", choices=TORCHVISION_DATASETS)
+def load(request: Request) -> TargetData:
+    train_x, train_y, classes = _read(request, train=True)
+    test_x, test_y, _ = _read(request, train=False)
+    check_held_out(request.name, classes, train_y, request.val_per_class, "val_per_class")
+    rng = split_rng()  # one generator: test from the test split, then val from train
+    test, _ = carve(test_y, {"test": request.test_per_class}, rng)
+    held, pool = carve(train_y, {"val": request.val_per_class}, rng)
+    val = held["val"]
+
+    def convert(images, index):
+        return convert_array(images[index].astype(np.float32) / 255.0, request.prep)
+
+    return TargetData(
+        name=request.name,
+        classes=tuple(classes),
+        pool=Split(convert(train_x, pool), train_y[pool]),
+        val=Split(convert(train_x, val), train_y[val]),
+        test=Split(convert(test_x, test["test"]), test_y[test["test"]]),
+    )
