@@ -5,16 +5,12 @@ from __future__ import annotations
 
 import torch
 
-from trainables.registry import get_arch
+from trainables.registry import get_arch, heavy_archs
 from trainables.train import TrialConfig
 
 # Architectures whose contract tests are `slow` (still in `make test`; every family keeps a
-# lighter member in the default run).
-HEAVY_ARCHS = frozenset({
-    "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn",
-    "resnet101", "resnet152", "resnext101_32x8d", "densenet169", "densenet201",
-    "nasnet_large", "inception_resnet_v2",
-})  # fmt: skip
+# lighter member in the default run): the entries marked `heavy` in their family files.
+HEAVY_ARCHS = heavy_archs()
 
 
 def source_state(arch: str) -> dict:

@@ -3,10 +3,17 @@
 A spec is data. Nothing is built or downloaded at import; `ArchSpec.build` makes the
 model. Like torchvision's model registry, `@register("name")` fills a dict, a duplicate
 name raises, and an unknown name raises a ValueError listing the registered names.
+
+Adding an architecture is adding one module to `trainables/archs/`: every module there
+whose name does not start with `_` is imported (so registered) on first use of the
+registry, and `ArchSpec.build` does the per-model wiring (first conv for 1 channel,
+resizing small inputs) from the spec's own fields, so a family file only builds the net.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -14,7 +21,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-Builder = Callable[[int, int], nn.Module]
+# `builder(num_classes, in_channels, **options)` -> the plain network (see ArchSpec.build).
+Builder = Callable[..., nn.Module]
+
+# Input sizes below this are not considered: the service's smallest images are 32x32
+# (LeNet's inputs, CIFAR). `min_input_size` is the smallest working size at or above it.
+SMALLEST_IMAGE = 32
+
+# The package whose modules are the architecture families.
+FAMILIES = "trainables.archs"
 
 
 @dataclass(frozen=True)
@@ -29,9 +44,12 @@ class Stage:
 class ArchSpec:
     """Everything the service needs to know about one architecture.
 
-    `builder(num_classes, in_channels)` returns a freshly initialised model whose
-    classifier is the module at `head`. `stages` run from input to output, head excluded,
-    so "freeze the first b stages" means the same thing for every architecture.
+    `builder(num_classes, in_channels, **options)` returns a freshly initialised model
+    whose classifier is the module at `head`; it may ignore `in_channels` and build for RGB,
+    as torchvision's builders do (`build` then adapts the conv at `first_conv`). `stages`
+    run from input to output, head excluded, so "freeze the first b stages" means the same
+    thing for every architecture. `heavy` entries are slow to build and run on a CPU: their
+    contract tests carry the `slow` marker.
     """
 
     name: str
@@ -43,6 +61,7 @@ class ArchSpec:
     min_input_size: int
     first_conv: str
     torchvision_weights: tuple[str, ...] = field(default=())
+    heavy: bool = False
 
     @property
     def stage_names(self) -> tuple[str, ...]:
@@ -52,12 +71,28 @@ class ArchSpec:
     def num_stages(self) -> int:
         return len(self.stages)
 
-    def build(self, num_classes: int, in_channels: int = 3) -> nn.Module:
+    def build(self, num_classes: int, in_channels: int = 3, **options) -> nn.Module:
+        """The builder's network, wired for `in_channels` and small inputs.
+
+        A network built for RGB gets its first conv replaced by a copy for `in_channels`
+        (filters summed, see adapt_first_conv), after it is built, so its initialisation
+        is the RGB model's whatever the channel count. An entry whose smallest working
+        input is above SMALLEST_IMAGE resizes smaller inputs up to it (a forward pre-hook:
+        module tree and state-dict keys unchanged). `options` go to the builder
+        (GoogLeNet's and Inception v3's `aux_logits`).
+        """
         if num_classes < 1:
             raise ValueError(f"`num_classes` must be >= 1, got {num_classes}")
         if in_channels not in (1, 3):
             raise ValueError(f"`in_channels` must be 1 or 3, got {in_channels}")
-        return self.builder(num_classes, in_channels)
+        model = self.builder(num_classes, in_channels, **options)
+        conv = get_module(model, self.first_conv)
+        adapted = adapt_first_conv(conv, in_channels)
+        if adapted is not conv:
+            set_module(model, self.first_conv, adapted)
+        if self.min_input_size > SMALLEST_IMAGE:
+            resize_small_inputs(model, self.min_input_size)
+        return model
 
     def stage_modules(self, model: nn.Module, stage: Stage) -> list[nn.Module]:
         return [get_module(model, path) for path in stage.paths]
@@ -84,6 +119,10 @@ class ArchSpec:
 _REGISTRY: dict[str, ArchSpec] = {}
 # Names provided by an optional extra (e.g. timm's models): absent unless it is installed.
 _OPTIONAL: dict[str, str] = {}
+# Optional names that are heavy, so the heavy set does not depend on what is installed.
+_OPTIONAL_HEAVY: set[str] = set()
+# Packages whose family modules have all been imported.
+_DISCOVERED: set[str] = set()
 
 
 def register(name: str) -> Callable[[Callable[[], ArchSpec]], Callable[[], ArchSpec]]:
@@ -101,29 +140,48 @@ def register(name: str) -> Callable[[Callable[[], ArchSpec]], Callable[[], ArchS
     return decorate
 
 
-def register_optional(name: str, extra: str) -> None:
+def register_optional(name: str, extra: str, heavy: bool = False) -> None:
     """Declare that `name` comes with the optional `extra`, so asking for it says what to install."""
     _OPTIONAL.setdefault(name, extra)
+    if heavy:
+        _OPTIONAL_HEAVY.add(name)
 
 
-def _load_families() -> None:
-    # Importing the family modules runs their @register decorators.
-    from trainables import archs  # noqa: F401
+def discover(package: str = FAMILIES) -> None:
+    """Import every module of `package` whose name does not start with `_`.
+
+    Importing a family module runs its @register decorators, so a new family file is
+    registered by being there; `_`-prefixed modules hold shared helpers. Each package is
+    walked once per process (the registry is read on every trial's build).
+    """
+    if package in _DISCOVERED:
+        return
+    modules = importlib.import_module(package).__path__
+    for info in pkgutil.iter_modules(modules):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{package}.{info.name}")
+    _DISCOVERED.add(package)
 
 
 def list_archs() -> list[str]:
-    _load_families()
+    discover()
     return sorted(_REGISTRY)
 
 
 def unavailable_archs() -> dict[str, str]:
     """Names of optional entries whose extra is not installed, each with that extra."""
-    _load_families()
+    discover()
     return {name: extra for name, extra in sorted(_OPTIONAL.items()) if name not in _REGISTRY}
 
 
+def heavy_archs() -> frozenset[str]:
+    """Heavy entries, registered or optional (the same set whether or not an extra is installed)."""
+    discover()
+    return frozenset({name for name, spec in _REGISTRY.items() if spec.heavy} | _OPTIONAL_HEAVY)
+
+
 def get_arch(name: str) -> ArchSpec:
-    _load_families()
+    discover()
     try:
         return _REGISTRY[name]
     except KeyError:

@@ -1,14 +1,6 @@
-"""One module per architecture family; importing this package registers them all."""
+"""One module per architecture family.
 
-from trainables.archs import (  # noqa: F401
-    alexnet,
-    densenet,
-    googlenet,
-    inception,
-    lenet,
-    mobilenet,
-    resnet,
-    timm_models,
-    vgg,
-    zfnet,
-)
+`trainables.registry.discover` imports every module here whose name does not start with
+`_` (those hold shared helpers), which registers its entries: adding a family is adding
+its file, nothing is listed here.
+"""

@@ -11,37 +11,18 @@ from collections.abc import Callable
 
 from torch import nn
 
-from trainables.registry import (
-    Builder,
-    adapt_first_conv,
-    get_module,
-    resize_small_inputs,
-    set_module,
-)
-
-# Input sizes below this are not considered: the service's smallest images are 32x32
-# (LeNet's inputs, CIFAR). `min_input_size` is the smallest working size at or above it.
-SMALLEST_IMAGE = 32
+from trainables.registry import Builder
 
 
-def tv_builder(
-    make: Callable[..., nn.Module],
-    first_conv: str,
-    min_input_size: int = SMALLEST_IMAGE,
-    **kwargs,
-) -> Builder:
-    """A registry builder around a torchvision model function or class.
+def tv_builder(make: Callable[..., nn.Module]) -> Builder:
+    """A registry builder around a torchvision model function or class (`make(num_classes=)`).
 
-    The first conv is rebuilt for 1-channel input, and an architecture whose smallest
-    working input is above 32 resizes smaller inputs up to it (a forward pre-hook, so the
-    module tree and state-dict keys are unchanged).
+    The model is always built for RGB, as torchvision's weights are: `ArchSpec.build` then
+    sums the first conv's filters for 1 channel, so a 1-channel model is initialised
+    exactly as the RGB one, and resizes inputs below the entry's smallest working size.
     """
 
-    def build(num_classes: int, in_channels: int) -> nn.Module:
-        model = make(num_classes=num_classes, **kwargs)
-        set_module(model, first_conv, adapt_first_conv(get_module(model, first_conv), in_channels))
-        if min_input_size > SMALLEST_IMAGE:
-            resize_small_inputs(model, min_input_size)
-        return model
+    def build(num_classes: int, in_channels: int, **options) -> nn.Module:
+        return make(num_classes=num_classes, **options)
 
     return build

@@ -35,7 +35,7 @@ def alexnet() -> ArchSpec:
     return ArchSpec(
         name="alexnet",
         family="alexnet",
-        builder=tv_builder(models.alexnet, "features.0", MIN_INPUT_SIZE),
+        builder=tv_builder(models.alexnet),
         stages=STAGES,
         head="classifier.6",
         default_input_size=224,

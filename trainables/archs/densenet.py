@@ -17,7 +17,7 @@ from torch import nn
 from torchvision import models
 
 from trainables.archs._common import tv_builder
-from trainables.registry import ArchSpec, Stage, register
+from trainables.registry import ArchSpec, Builder, Stage, register
 
 # torchvision.models.densenet._load_state_dict's pattern.
 _OLD_KEY = re.compile(
@@ -43,10 +43,11 @@ class RenameOldKeys:
                 state_dict[match.group(1) + match.group(2)] = state_dict.pop(key)
 
 
-def _builder(name: str):
-    build = tv_builder(getattr(models, name), "features.conv0")
+def _builder(name: str) -> Builder:
+    build = tv_builder(getattr(models, name))
 
     def build_densenet(num_classes: int, in_channels: int) -> nn.Module:
+        """torchvision's DenseNet that also loads torchvision's old-style checkpoint keys."""
         model = build(num_classes, in_channels)
         model.register_load_state_dict_pre_hook(RenameOldKeys())
         return model
@@ -65,6 +66,7 @@ def _spec(name: str) -> ArchSpec:
         min_input_size=32,
         first_conv="features.conv0",
         torchvision_weights=(f"DenseNet{name[8:]}_Weights.IMAGENET1K_V1",),
+        heavy=name != "densenet121",  # densenet121 is the family's member in the default run
     )
 
 

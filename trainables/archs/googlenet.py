@@ -20,8 +20,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 from torchvision.models import GoogLeNet
 
-from trainables.archs._common import tv_builder
-from trainables.registry import ArchSpec, DropStateKeys, Stage, register
+from trainables.registry import ArchSpec, DropStateKeys, Stage, get_arch, register
 
 
 class _GoogLeNet(GoogLeNet):
@@ -31,7 +30,8 @@ class _GoogLeNet(GoogLeNet):
         return super()._transform_input(x) if x.shape[1] == 3 else x
 
 
-def _make(num_classes: int, aux_logits: bool = False) -> nn.Module:
+def _make(num_classes: int, in_channels: int, aux_logits: bool = False) -> nn.Module:
+    """The RGB network (`ArchSpec.build` adapts its first conv for 1 channel)."""
     model = _GoogLeNet(
         num_classes=num_classes, aux_logits=aux_logits, transform_input=True, init_weights=True
     )
@@ -42,7 +42,7 @@ def _make(num_classes: int, aux_logits: bool = False) -> nn.Module:
 
 def build_googlenet(num_classes: int, in_channels: int = 3, aux_logits: bool = False) -> nn.Module:
     """The registry's googlenet; with `aux_logits` the training forward also returns aux outputs."""
-    return tv_builder(_make, "conv1.conv", aux_logits=aux_logits)(num_classes, in_channels)
+    return get_arch("googlenet").build(num_classes, in_channels, aux_logits=aux_logits)
 
 
 @register("googlenet")
@@ -50,7 +50,7 @@ def googlenet() -> ArchSpec:
     return ArchSpec(
         name="googlenet",
         family="googlenet",
-        builder=build_googlenet,
+        builder=_make,
         stages=(
             Stage("conv1", ("conv1", "maxpool1")),
             Stage("conv2", ("conv2", "conv3", "maxpool2")),

@@ -22,8 +22,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 from torchvision.models import Inception3
 
-from trainables.archs._common import tv_builder
-from trainables.registry import ArchSpec, DropStateKeys, Stage, register
+from trainables.registry import ArchSpec, DropStateKeys, Stage, get_arch, register
 
 MIN_INPUT_SIZE = 75
 
@@ -35,7 +34,8 @@ class _Inception3(Inception3):
         return super()._transform_input(x) if x.shape[1] == 3 else x
 
 
-def _make(num_classes: int, aux_logits: bool = False) -> nn.Module:
+def _make(num_classes: int, in_channels: int, aux_logits: bool = False) -> nn.Module:
+    """The RGB network (`ArchSpec.build` adapts its first conv and resizes small inputs)."""
     model = _Inception3(
         num_classes=num_classes, aux_logits=aux_logits, transform_input=True, init_weights=True
     )
@@ -48,8 +48,7 @@ def build_inception_v3(
     num_classes: int, in_channels: int = 3, aux_logits: bool = False
 ) -> nn.Module:
     """The registry's inception_v3; with `aux_logits` the training forward also returns aux outputs."""
-    build = tv_builder(_make, "Conv2d_1a_3x3.conv", MIN_INPUT_SIZE, aux_logits=aux_logits)
-    return build(num_classes, in_channels)
+    return get_arch("inception_v3").build(num_classes, in_channels, aux_logits=aux_logits)
 
 
 @register("inception_v3")
@@ -57,7 +56,7 @@ def inception_v3() -> ArchSpec:
     return ArchSpec(
         name="inception_v3",
         family="inception",
-        builder=build_inception_v3,
+        builder=_make,
         stages=(
             Stage("conv1", ("Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "maxpool1")),
             Stage("conv2", ("Conv2d_3b_1x1", "Conv2d_4a_3x3", "maxpool2")),

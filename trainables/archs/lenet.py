@@ -37,7 +37,7 @@ def lenet5() -> ArchSpec:
     return ArchSpec(
         name="lenet5",
         family="lenet",
-        builder=lambda num_classes, in_channels: LeNet5(num_classes, in_channels),
+        builder=LeNet5,  # built for `in_channels` directly (build() leaves its c1 alone)
         stages=(
             Stage("c1", ("c1",)),
             Stage("c3", ("c3",)),

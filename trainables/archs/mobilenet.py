@@ -42,7 +42,7 @@ def mobilenet_v2() -> ArchSpec:
     return ArchSpec(
         name="mobilenet_v2",
         family="mobilenet",
-        builder=tv_builder(models.mobilenet_v2, "features.0.0"),
+        builder=tv_builder(models.mobilenet_v2),
         stages=V2_STAGES,
         head="classifier.1",
         default_input_size=224,
@@ -60,7 +60,7 @@ def mobilenet_v3_large() -> ArchSpec:
     return ArchSpec(
         name="mobilenet_v3_large",
         family="mobilenet",
-        builder=tv_builder(models.mobilenet_v3_large, "features.0.0"),
+        builder=tv_builder(models.mobilenet_v3_large),
         stages=V3_LARGE_STAGES,
         head="classifier.3",
         default_input_size=224,

@@ -4,7 +4,8 @@ Xception (Chollet 2017; timm's `legacy_xception`, the paper's network), ResNet v
 al. 2016, pre-activation; `resnetv2_50`), Inception-ResNet v2 (Szegedy et al. 2017),
 MobileNet v1 (Howard et al. 2017; timm's `mobilenetv1_100`) and NASNet-A Large (Zoph et
 al. 2018). Without timm these names are absent from the registry and asking for one says
-which extra to install. timm builds the first conv for `in_channels` itself. Weight
+which extra to install. timm builds the first conv for `in_channels` itself (so
+`ArchSpec.build` leaves it alone). Weight
 sources are `none`, `checkpoint:` (e.g. a timm state dict saved to a file) and `study:`;
 timm's pretrained weights come from the Hugging Face hub, which trials never reach.
 
@@ -16,8 +17,14 @@ from __future__ import annotations
 
 from torch import nn
 
-from trainables.archs._common import SMALLEST_IMAGE
-from trainables.registry import ArchSpec, Stage, register, register_optional, resize_small_inputs
+from trainables.registry import (
+    SMALLEST_IMAGE,
+    ArchSpec,
+    Builder,
+    Stage,
+    register,
+    register_optional,
+)
 
 EXTRA = "timm"
 
@@ -27,14 +34,11 @@ except ImportError:  # the optional extra is not installed
     timm = None
 
 
-def _builder(timm_name: str, min_input_size: int):
+def _builder(timm_name: str) -> Builder:
     def build(num_classes: int, in_channels: int) -> nn.Module:
-        model = timm.create_model(
+        return timm.create_model(
             timm_name, pretrained=False, num_classes=num_classes, in_chans=in_channels
         )
-        if min_input_size > SMALLEST_IMAGE:
-            resize_small_inputs(model, min_input_size)
-        return model
 
     return build
 
@@ -42,6 +46,9 @@ def _builder(timm_name: str, min_input_size: int):
 def _paths(prefix: str, indices: range) -> tuple[str, ...]:
     return tuple(f"{prefix}{i}" for i in indices)
 
+
+# The largest entries: their contract tests are `slow`, whether or not timm is installed.
+HEAVY = frozenset({"inception_resnet_v2", "nasnet_large"})
 
 # name: (timm name, family, stages, head, first conv, default input, min input)
 SPECS: dict[str, tuple] = {
@@ -141,16 +148,17 @@ def _spec(name: str) -> ArchSpec:
     return ArchSpec(
         name=name,
         family=family,
-        builder=_builder(timm_name, min_size),
+        builder=_builder(timm_name),
         stages=stages,
         head=head,
         default_input_size=default_size,
         min_input_size=min_size,
         first_conv=first_conv,
+        heavy=name in HEAVY,
     )
 
 
 for _name in SPECS:
-    register_optional(_name, EXTRA)
+    register_optional(_name, EXTRA, heavy=_name in HEAVY)
     if timm is not None:
         register(_name)(lambda name=_name: _spec(name))

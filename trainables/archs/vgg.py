@@ -47,7 +47,7 @@ def _spec(name: str, batch_norm: bool) -> ArchSpec:
     return ArchSpec(
         name=name,
         family="vgg",
-        builder=tv_builder(getattr(models, name), "features.0"),
+        builder=tv_builder(getattr(models, name)),
         stages=vgg_stages(cfgs[CONFIGS[base]], batch_norm),
         head="classifier.6",
         default_input_size=224,
@@ -55,6 +55,7 @@ def _spec(name: str, batch_norm: bool) -> ArchSpec:
         first_conv="features.0",
         # VGG16_Weights.IMAGENET1K_FEATURES is left out: its classifier holds no valid values.
         torchvision_weights=(f"{enum}.IMAGENET1K_V1",),
+        heavy=name != "vgg11",  # vgg11 is the family's member in the default test run
     )
 
 

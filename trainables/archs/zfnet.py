@@ -75,7 +75,7 @@ def zfnet() -> ArchSpec:
     return ArchSpec(
         name="zfnet",
         family="zfnet",
-        builder=tv_builder(ZFNet, "conv1.0", MIN_INPUT_SIZE),
+        builder=tv_builder(ZFNet),
         stages=(
             Stage("conv1", ("conv1",)),
             Stage("conv2", ("conv2",)),
