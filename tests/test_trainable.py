@@ -72,14 +72,32 @@ def test_linear_probe_trains_only_the_head_and_reports_each_epoch(digits):
 
 
 def test_scratch_ignores_source_weights(digits):
-    model, _ = fit(
-        config("lenet5", "scratch", 0, weights="none", steps=1, reports=1),
-        digits,
-        {},
-        lambda m: None,
-    )
-    source = source_state("lenet5")
-    assert not torch.equal(model.c1[0].weight, source["c1.0.weight"])
+    """Given the study's weight choice and a source checkpoint, a scratch trial starts from
+    random weights; a fine-tune trial handed the same checkpoint starts from it (the
+    control that lets this test fail). lr 0: nothing moves, what is left is the start."""
+    from study.sources import weights_for
+
+    sources = {"lenet5": source_state("lenet5")}
+    models = {
+        strategy: fit(
+            config(
+                "lenet5",
+                strategy,
+                0,
+                weights=weights_for(strategy, "lenet5", "glyphs"),
+                lr=0.0,
+                steps=1,
+                reports=1,
+            ),
+            digits,
+            sources,
+            lambda m: None,
+        )[0]
+        for strategy in ("scratch", "finetune")
+    }
+    source = sources["lenet5"]["c1.0.weight"]
+    assert torch.equal(models["finetune"].c1[0].weight, source)
+    assert not torch.equal(models["scratch"].c1[0].weight, source)
 
 
 def test_trial_config_reads_a_tune_config():
