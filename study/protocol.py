@@ -14,19 +14,15 @@ from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 
-from search_spaces.transfer import coverage_points, define, strategy_label
+from search_spaces.strategies import get_strategy, strategy_label
+from search_spaces.transfer import coverage_points, define
 from study import report, tracking
 from study.config import ConfigError, StudyConfig
 from study.query import best_per_size, study_confirm_rows
-from study.searcher import (
-    OBJECTIVE,
-    OBJECTIVE_DONE,
-    StratifiedOptunaSearch,
-    Stratum,
-    create_stratum_study,
-)
+from study.searcher import OBJECTIVE, StratifiedOptunaSearch, Stratum, create_stratum_study
 from study.stores import redact
 from study.tuner import confirm_tuner, ray_runtime, search_tuner
+from trainables.contract import Key, Report, is_completed
 from trainables.data import Preprocessing, TargetData, load_target, preprocessing_for
 from trainables.pretrain import PretrainSettings, pretrain
 from trainables.registry import get_arch
@@ -113,7 +109,8 @@ def pretrain_settings(config: StudyConfig) -> PretrainSettings:
 
 def pretrain_sources(config: StudyConfig, client, log=print) -> dict[str, dict]:
     """Source checkpoints for every architecture, trained once and cached."""
-    if set(config.search.strategies) == {"scratch"} or config.source.weights == "torchvision":
+    needs_weights = any(get_strategy(s).needs_weights for s in config.search.strategies)
+    if not needs_weights or config.source.weights == "torchvision":
         return {}  # torchvision weights: each trial loads them from the local torch cache
     settings = pretrain_settings(config)
     sources = {}
@@ -133,13 +130,13 @@ def pretrain_sources(config: StudyConfig, client, log=print) -> dict[str, dict]:
 
 
 def trial_config(suggestion: dict, constants: dict, source: str, torchvision: bool = False) -> dict:
-    if suggestion["strategy"] == "scratch":
+    if not get_strategy(suggestion[Key.STRATEGY]).needs_weights:
         weights = "none"
     elif torchvision:
-        weights = torchvision_weights(suggestion["arch"])
+        weights = torchvision_weights(suggestion[Key.ARCH])
     else:
         weights = f"study:{source}"
-    return {**suggestion, **constants, "weights": weights}
+    return {**suggestion, **constants, Key.WEIGHTS: weights}
 
 
 def stratum_constants(config: StudyConfig, target: TargetData, size: int | None) -> dict:
@@ -180,7 +177,7 @@ def make_searcher(config: StudyConfig, target: TargetData, study_key: str, stage
             torchvision=config.source.weights == "torchvision",
         )
 
-    return StratifiedOptunaSearch(strata, suggest, metric="val_acc")
+    return StratifiedOptunaSearch(strata, suggest, metric=Report.VAL_ACC)
 
 
 def confirm_configs(results, seeds: int) -> list[dict]:
@@ -196,14 +193,14 @@ def confirm_configs(results, seeds: int) -> list[dict]:
         if result.error or OBJECTIVE not in metrics:
             continue
         config = result.config
-        key = (str(config["size"]), config["strategy"])
-        rank = (OBJECTIVE_DONE in metrics, metrics[OBJECTIVE])
+        key = (str(config[Key.SIZE]), config[Key.STRATEGY])
+        rank = (is_completed(metrics), metrics[OBJECTIVE])
         if key not in best or rank > best[key][0]:
             best[key] = (rank, config)
     chosen = []
     for key in sorted(best):
-        base = {k: v for k, v in best[key][1].items() if k != "optuna_trial"}
-        chosen += [{**base, "phase": "confirm", "seed": seed} for seed in range(seeds)]
+        base = {k: v for k, v in best[key][1].items() if k != Key.OPTUNA_TRIAL}
+        chosen += [{**base, Key.PHASE: "confirm", Key.SEED: seed} for seed in range(seeds)]
     return chosen
 
 

@@ -23,6 +23,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 from ray.tune import Callback
 
 from study.stores import redact, reveal, sqlalchemy_url
+from trainables.contract import Key, Report, is_completed
 
 # Tags
 TAG_RUN_TYPE = "run_type"  # study | trial | pretrain
@@ -32,7 +33,7 @@ TAG_PHASE = "phase"  # search | confirm
 TAG_SIZE = "size"
 TAG_SEED = "seed"
 TAG_ARCH = "arch"
-TAG_STRATEGY = "strategy"  # scratch | finetune | freeze-b | linear-probe
+TAG_STRATEGY = "strategy"  # a registered name (search_spaces.strategies)
 TAG_STRATEGY_LABEL = "strategy_label"  # freeze-b spelled with its boundary: freeze-2
 TAG_FREEZE_BOUNDARY = "freeze_boundary"
 TAG_FREEZE_FRAC = "freeze_frac"
@@ -45,31 +46,31 @@ TAG_NODE_ID = "node_id"
 TAG_HOSTNAME = "hostname"
 TAG_FEATURE_CACHE = "feature_cache"  # on | off: <why> (from the trial's reports)
 TAG_RESUMED = "resumed"  # on the parent run: times `study run --resume` continued it
-# Params
+# Params: these Tune config keys, under their own names
 TRIAL_PARAMS = (
-    "arch",
-    "strategy",
-    "freeze",
-    "lr",
-    "backbone_lr_mult",
-    "weight_decay",
-    "steps",
-    "batch_size",
-    "weights",
+    Key.ARCH,
+    Key.STRATEGY,
+    Key.FREEZE,
+    Key.LR,
+    Key.BACKBONE_LR_MULT,
+    Key.WEIGHT_DECAY,
+    Key.STEPS,
+    Key.BATCH_SIZE,
+    Key.WEIGHTS,
     # Logged only where the trial's config has them (a strategy sets what it uses).
-    "layer_decay",
-    "ft_lr_mult",
-    "C",
-    "knn_k",
-    "knn_metric",
-    "augment",
+    Key.LAYER_DECAY,
+    Key.FT_LR_MULT,
+    Key.C,
+    Key.KNN_K,
+    Key.KNN_METRIC,
+    Key.AUGMENT,
 )
-# Metrics
-METRIC_VAL_ACC = "val_acc"
-METRIC_TEST_ACC = "test_acc"
-METRIC_TRAIN_SECONDS = "train_seconds"
-METRIC_TRAINABLE_PARAMS = "trainable_params"
-STEP_METRICS = ("val_acc", "best_val_acc", "train_loss")
+# Metrics: these names of the trials' reports (the completed flag is a tag, trial_state)
+METRIC_VAL_ACC = Report.VAL_ACC
+METRIC_TEST_ACC = Report.TEST_ACC
+METRIC_TRAIN_SECONDS = Report.TRAIN_SECONDS
+METRIC_TRAINABLE_PARAMS = Report.TRAINABLE_PARAMS
+STEP_METRICS = (Report.VAL_ACC, Report.BEST_VAL_ACC, Report.TRAIN_LOSS)
 
 PRETRAIN_EXPERIMENT = "source-pretraining"
 
@@ -98,15 +99,15 @@ def now_ms() -> int:
 def trial_tags(config: dict, stages: int, label: str) -> dict[str, str]:
     return {
         TAG_RUN_TYPE: "trial",
-        TAG_PHASE: config["phase"],
-        TAG_DATASET: config["dataset"],
-        TAG_SIZE: str(config["size"]),
-        TAG_SEED: str(config["seed"]),
-        TAG_ARCH: config["arch"],
-        TAG_STRATEGY: config["strategy"],
+        TAG_PHASE: config[Key.PHASE],
+        TAG_DATASET: config[Key.DATASET],
+        TAG_SIZE: str(config[Key.SIZE]),
+        TAG_SEED: str(config[Key.SEED]),
+        TAG_ARCH: config[Key.ARCH],
+        TAG_STRATEGY: config[Key.STRATEGY],
         TAG_STRATEGY_LABEL: label,
-        TAG_FREEZE_BOUNDARY: str(config["freeze"]),
-        TAG_FREEZE_FRAC: f"{config['freeze'] / stages:.3f}",
+        TAG_FREEZE_BOUNDARY: str(config[Key.FREEZE]),
+        TAG_FREEZE_FRAC: f"{config[Key.FREEZE] / stages:.3f}",
     }
 
 
@@ -171,13 +172,13 @@ class MlflowTrialLogger(Callback):
                 self.closed.add(trial_id)
             return
         config = trial.config
-        label = self.label_of(config["strategy"], config["freeze"])
-        tags = trial_tags(config, self.stage_counts[config["arch"]], label)
+        label = self.label_of(config[Key.STRATEGY], config[Key.FREEZE])
+        tags = trial_tags(config, self.stage_counts[config[Key.ARCH]], label)
         tags |= {
             MLFLOW_PARENT_RUN_ID: self.parent_run_id,
             TAG_TRIAL_ID: trial_id,
-            MLFLOW_RUN_NAME: f"{config['phase']}-size{config['size']}-{config['arch']}-"
-            f"{label}-seed{config['seed']}-{trial_id}",
+            MLFLOW_RUN_NAME: f"{config[Key.PHASE]}-size{config[Key.SIZE]}-{config[Key.ARCH]}-"
+            f"{label}-seed{config[Key.SEED]}-{trial_id}",
         }
         run = self.client.create_run(self.experiment_id, start_time=now_ms(), tags=tags)
         self.run_ids[trial_id] = run.info.run_id
@@ -188,20 +189,20 @@ class MlflowTrialLogger(Callback):
         run_id = self.run_ids.get(trial.trial_id)
         if run_id is None:
             return
-        step, stamp = int(result["epoch"]), now_ms()
+        step, stamp = int(result[Report.EPOCH]), now_ms()
         tags = []
         if trial.trial_id not in self.placed:
             self.placed.add(trial.trial_id)
             tags = [
                 RunTag(tag, str(result[key]))
                 for tag, key in (
-                    (TAG_NODE_IP, "node_ip"),
+                    (TAG_NODE_IP, "node_ip"),  # Ray adds node_ip and hostname to a result
                     (TAG_HOSTNAME, "hostname"),
-                    (TAG_FEATURE_CACHE, "feature_cache"),
+                    (TAG_FEATURE_CACHE, Report.FEATURE_CACHE),
+                    (TAG_NODE_ID, Report.NODE_ID),
                 )
                 if key in result
             ]
-            tags += [RunTag(TAG_NODE_ID, str(result["node_id"]))] if "node_id" in result else []
         if step <= self.logged_step.get(trial.trial_id, 0):
             if tags:
                 self.client.log_batch(run_id, tags=tags)
@@ -231,8 +232,8 @@ class MlflowTrialLogger(Callback):
         if run_id is None:
             return
         result = trial.last_result or {}
-        finished = METRIC_TEST_ACC in result  # only a trial that ran to the end reports it
-        stamp, step = now_ms(), int(result.get("epoch", 0))
+        finished = is_completed(result)
+        stamp, step = now_ms(), int(result.get(Report.EPOCH, 0))
         final = [
             Metric(name, float(result[name]), stamp, step)
             for name in (METRIC_TEST_ACC, METRIC_TRAIN_SECONDS, METRIC_TRAINABLE_PARAMS)
@@ -242,7 +243,7 @@ class MlflowTrialLogger(Callback):
             run_id,
             metrics=final,
             tags=[RunTag(TAG_TRIAL_STATE, "completed" if finished else "pruned")]
-            + [RunTag(TAG_FEATURE_CACHE, str(v)) for v in [result.get("feature_cache")] if v],
+            + [RunTag(TAG_FEATURE_CACHE, str(v)) for v in [result.get(Report.FEATURE_CACHE)] if v],
         )
         self.client.set_terminated(run_id, "FINISHED", end_time=stamp)
 
