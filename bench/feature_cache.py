@@ -20,11 +20,13 @@ import time
 
 import torch
 
+from search_spaces.strategies import Phase
+from trainables.contract import TrialConfig
 from trainables.datasets import load_target
 from trainables.feature_store import FeatureStore
 from trainables.loops import train_steps
 from trainables.registry import get_arch
-from trainables.train import Phase, PhaseRun, TrialConfig
+from trainables.train import PhaseRun
 
 ARCH = "resnet18"
 CASES = (("linear-probe", 5), ("freeze-3", 3))

@@ -1,1 +1,2 @@
-"""Define-by-run Optuna search spaces. Constants and suggest calls only: no torch work."""
+"""Define-by-run Optuna search spaces and the strategy registry. Constants, suggest calls
+and pure functions only: no torch work."""

@@ -3,12 +3,15 @@
 Define-by-run (Optuna's `trial.suggest_*`), so a parameter exists only where it matters:
 the freeze boundary only for `freeze-b`, the backbone multiplier only when a pretrained
 backbone is partly trained, C only for logreg/svm, k only for knn, the fine-tune learning
-rate multiplier only for lp-ft. A categorical parameter must keep the same choices under
-one name for the whole study, so parameters whose range or meaning differs between
-architectures or strategies are named after them (`resnet18/freeze`, `svm/C`, `knn/k`).
+rate multiplier only for lp-ft. Which strategy does what is its registered spec
+(search_spaces.strategies); this module asks in the same order for every strategy.
+A categorical parameter must keep the same choices under one name for the whole study,
+so parameters whose range or meaning differs between architectures or strategies are
+named after them (`resnet18/freeze`, `svm/C`, `knn/k`).
 
-Tune config keys (what the trainable reads) are plain: `freeze`, `C`, `knn_k`, ...; a key
-a strategy does not use is left out, and the trainable's default applies.
+Tune config keys (what the trainable reads) are plain: `freeze`, `C`, `knn_k`, ...
+(trainables.contract.Key); a key a strategy does not use is left out, and the
+trainable's default applies.
 """
 
 from __future__ import annotations
@@ -16,21 +19,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-STRATEGIES = (
-    "scratch",
-    "finetune",
-    "freeze-b",
-    "linear-probe",
-    "lp-ft",
-    "logreg",
-    "svm",
-    "knn",
+from search_spaces.strategies import (
+    FREEZE_BACKBONE,
+    FREEZE_SEARCHED,
+    StrategySpec,
+    get_strategy,
+    list_strategies,
 )
-PRETRAINED_STRATEGIES = STRATEGIES[1:]
-CLASSICAL_STRATEGIES = ("logreg", "svm", "knn")
-# Strategies that train some of the backbone: backbone lr multiplier, layer-wise decay.
-BACKBONE_STRATEGIES = ("finetune", "freeze-b", "lp-ft")
-KNN_METRICS = ("euclidean", "cosine")
+from trainables.contract import Key
 
 
 @dataclass(frozen=True)
@@ -54,54 +50,60 @@ def freeze_param(arch: str) -> str:
 def define(
     trial,
     stages: Mapping[str, int],
-    strategies: Sequence[str] = STRATEGIES,
+    strategies: Sequence[str] | None = None,
     ranges: Ranges = Ranges(),
 ) -> dict:
-    """Suggest one configuration. `stages` maps each architecture to its stage count."""
+    """Suggest one configuration. `stages` maps each architecture to its stage count;
+    `strategies` defaults to every registered one.
+
+    The order of the suggest calls is part of the study's answer (TPE models the
+    parameters it has seen, by name): arch, strategy, the boundary, the shared rates,
+    then the strategy's own parameters."""
     arch = trial.suggest_categorical("arch", list(stages))
-    strategy = trial.suggest_categorical("strategy", list(strategies))
-    n_stages = stages[arch]
-    if strategy == "freeze-b":
-        freeze = trial.suggest_int(freeze_param(arch), 1, n_stages - 1)
-    elif strategy in ("linear-probe", *CLASSICAL_STRATEGIES):
-        freeze = n_stages
-    else:  # scratch, finetune, lp-ft (which ends with everything trainable)
-        freeze = 0
-    config = {"arch": arch, "strategy": strategy, "freeze": freeze}
-    if strategy in CLASSICAL_STRATEGIES:
+    names = list_strategies() if strategies is None else strategies
+    strategy = trial.suggest_categorical("strategy", list(names))
+    spec = get_strategy(strategy)
+    freeze = suggest_freeze(trial, spec, arch, stages[arch])
+    config = {Key.ARCH: arch, Key.STRATEGY: strategy, Key.FREEZE: freeze}
+    if spec.classical:
         # No gradient training: lr and weight decay do not apply.
-        config |= {"lr": 0.0, "backbone_lr_mult": 0.0, "weight_decay": 0.0}
-        if strategy == "knn":
-            config["knn_k"] = trial.suggest_int("knn/k", *ranges.knn_k)
-            config["knn_metric"] = trial.suggest_categorical("knn/metric", list(KNN_METRICS))
-        else:
-            config["C"] = trial.suggest_float(f"{strategy}/C", *ranges.C, log=True)
-        return config
-    config |= {
-        "lr": trial.suggest_float("lr", *ranges.lr, log=True),
-        "backbone_lr_mult": 1.0,
-        "weight_decay": trial.suggest_float("weight_decay", *ranges.weight_decay, log=True),
+        config |= {Key.LR: 0.0, Key.BACKBONE_LR_MULT: 0.0, Key.WEIGHT_DECAY: 0.0}
+    else:
+        config |= suggest_rates(trial, spec, ranges)
+    return config | spec.suggest(trial, ranges)
+
+
+def suggest_freeze(trial, spec: StrategySpec, arch: str, n_stages: int) -> int:
+    if spec.boundary == FREEZE_SEARCHED:
+        return trial.suggest_int(freeze_param(arch), 1, n_stages - 1)
+    return n_stages if spec.boundary == FREEZE_BACKBONE else 0
+
+
+def suggest_rates(trial, spec: StrategySpec, ranges: Ranges) -> dict:
+    """The gradient-trained strategies' rates: the head's lr and the weight decay; the
+    backbone's lr multiplier (and layer decay, when configured) where it trains."""
+    rates = {
+        Key.LR: trial.suggest_float("lr", *ranges.lr, log=True),
+        Key.BACKBONE_LR_MULT: 1.0,
+        Key.WEIGHT_DECAY: trial.suggest_float("weight_decay", *ranges.weight_decay, log=True),
     }
-    if strategy in BACKBONE_STRATEGIES:
-        config["backbone_lr_mult"] = trial.suggest_float(
+    if spec.backbone_lr:
+        rates[Key.BACKBONE_LR_MULT] = trial.suggest_float(
             "backbone_lr_mult", *ranges.backbone_lr_mult, log=True
         )
         if ranges.layer_decay is not None:
-            config["layer_decay"] = trial.suggest_float(
+            rates[Key.LAYER_DECAY] = trial.suggest_float(
                 "layer_decay", *ranges.layer_decay, log=True
             )
-    if strategy == "lp-ft":
-        config["ft_lr_mult"] = trial.suggest_float("lp-ft/ft_lr_mult", *ranges.ft_lr_mult, log=True)
-    return config
+    return rates
 
 
-def strategy_label(strategy: str, freeze: int) -> str:
-    """`freeze-b` becomes e.g. `freeze-2`; other strategies keep their name."""
-    return f"freeze-{freeze}" if strategy == "freeze-b" else strategy
-
-
-def coverage_points(stages: Mapping[str, int], strategies: Sequence[str]) -> list[dict]:
+def coverage_points(
+    stages: Mapping[str, int], strategies: Sequence[str] | None = None
+) -> list[dict]:
     """One partial configuration per (architecture, strategy): enqueued first so that
     every strategy is tried in every stratum before the sampler takes over. Strategy by
-    strategy, so a budget smaller than archs x strategies still tries every strategy."""
-    return [{"arch": arch, "strategy": strategy} for strategy in strategies for arch in stages]
+    strategy, so a budget smaller than archs x strategies still tries every strategy.
+    `strategies` defaults to every registered one."""
+    names = list_strategies() if strategies is None else strategies
+    return [{Key.ARCH: arch, Key.STRATEGY: strategy} for strategy in names for arch in stages]

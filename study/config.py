@@ -18,9 +18,11 @@ from pydantic import (
     model_validator,
 )
 
-from search_spaces.transfer import STRATEGIES, Ranges
+from search_spaces.strategies import list_strategies
+from search_spaces.transfer import Ranges
 
 Positive = Annotated[float, Field(gt=0)]
+StrategyName = Literal[list_strategies()]  # the registered strategies, in their order
 
 
 class ConfigError(ValueError):
@@ -157,8 +159,8 @@ class TrainingConfig(Strict):
 
 class SearchConfig(Strict):
     architectures: list[str] = Field(default_factory=lambda: ["lenet5", "resnet18"], min_length=1)
-    strategies: list[Literal[STRATEGIES]] = Field(
-        default_factory=lambda: list(STRATEGIES), min_length=1
+    strategies: list[StrategyName] = Field(
+        default_factory=lambda: list(list_strategies()), min_length=1
     )
     trials_per_size: int = Field(10, ge=1)
     lr: LogRange = LogRange(low=1e-3, high=0.3)

@@ -7,10 +7,11 @@ only ever read, never used to choose.
 
 from __future__ import annotations
 
-from search_spaces.transfer import strategy_label
+from search_spaces.strategies import strategy_label
 from study import tracking
-from study.searcher import OBJECTIVE, OBJECTIVE_DONE
+from study.searcher import OBJECTIVE
 from study.tuner import confirm_tuner
+from trainables.contract import Key, is_completed
 
 MAX_CONFIRM_TOPUPS = 3  # reruns of lost confirm trials before the study reports what it has
 CONFIRM_KEY_TAGS = (
@@ -34,20 +35,20 @@ def confirm_configs(results, seeds: int) -> list[dict]:
         if result.error or OBJECTIVE not in metrics:
             continue
         config = result.config
-        key = (str(config["size"]), config["strategy"])
-        rank = (OBJECTIVE_DONE in metrics, metrics[OBJECTIVE])
+        key = (str(config[Key.SIZE]), config[Key.STRATEGY])
+        rank = (is_completed(metrics), metrics[OBJECTIVE])
         if key not in best or rank > best[key][0]:
             best[key] = (rank, config)
     chosen = []
     for key in sorted(best):
-        base = {k: v for k, v in best[key][1].items() if k != "optuna_trial"}
-        chosen += [{**base, "phase": "confirm", "seed": seed} for seed in range(seeds)]
+        base = {k: v for k, v in best[key][1].items() if k != Key.OPTUNA_TRIAL}
+        chosen += [{**base, Key.PHASE: "confirm", Key.SEED: seed} for seed in range(seeds)]
     return chosen
 
 
 def confirm_key(config: dict) -> tuple[str, ...]:
-    label = strategy_label(config["strategy"], config["freeze"])
-    return (str(config["size"]), str(config["seed"]), config["arch"], label)
+    label = strategy_label(config[Key.STRATEGY], config[Key.FREEZE])
+    return (str(config[Key.SIZE]), str(config[Key.SEED]), config[Key.ARCH], label)
 
 
 def unconfirmed(client, parent: str, configs: list[dict]) -> list[dict]:

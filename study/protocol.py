@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from search_spaces.transfer import strategy_label
+from search_spaces.strategies import strategy_label
 from study import report, tracking
 from study.config import StudyConfig
 from study.confirm_phase import run_confirm

@@ -16,29 +16,30 @@ from study.searcher import StratifiedOptunaSearch, Stratum, create_stratum_study
 from study.sources import weights_for
 from study.stores import redact
 from study.tuner import search_tuner
+from trainables.contract import Key, Report
 from trainables.datasets import TargetData
 
 
 def trial_config(suggestion: dict, constants: dict, source: str, torchvision: bool = False) -> dict:
     """A Tune config: Optuna's suggestion, the stratum's constants, the weight source."""
-    weights = weights_for(suggestion["strategy"], suggestion["arch"], source, torchvision)
-    return {**suggestion, **constants, "weights": weights}
+    weights = weights_for(suggestion[Key.STRATEGY], suggestion[Key.ARCH], source, torchvision)
+    return {**suggestion, **constants, Key.WEIGHTS: weights}
 
 
 def stratum_constants(config: StudyConfig, target: TargetData, size: int | None) -> dict:
     """What every trial of one size shares (the search phase trains on seed 0's subset)."""
     return {
-        "phase": "search",
-        "dataset": target.name,
-        "size": "all" if size is None else size,
-        "seed": 0,
-        "steps": config.training.steps_for(size),
-        "reports": config.training.reports,
-        "batch_size": config.training.batch_size,
-        "augment": "+".join(config.target.augment) or "none",
-        "feature_cache": config.training.feature_cache,
-        "cache_dir": str(Path(config.stores.features).resolve()),
-        "lp_frac": config.training.lp_frac,
+        Key.PHASE: "search",
+        Key.DATASET: target.name,
+        Key.SIZE: "all" if size is None else size,
+        Key.SEED: 0,
+        Key.STEPS: config.training.steps_for(size),
+        Key.REPORTS: config.training.reports,
+        Key.BATCH_SIZE: config.training.batch_size,
+        Key.AUGMENT: "+".join(config.target.augment) or "none",
+        Key.FEATURE_CACHE: config.training.feature_cache,
+        Key.CACHE_DIR: str(Path(config.stores.features).resolve()),
+        Key.LP_FRAC: config.training.lp_frac,
     }
 
 
@@ -51,7 +52,7 @@ def make_searcher(config: StudyConfig, target: TargetData, study_key: str, stage
     strata = []
     for index, size in enumerate(config.sizes()):
         constants = stratum_constants(config, target, size)
-        name = f"{study_key}.size-{constants['size']}"
+        name = f"{study_key}.size-{constants[Key.SIZE]}"
         study = create_stratum_study(
             config.stores.optuna, name, config.search.seed + index, startup
         )
@@ -65,7 +66,7 @@ def make_searcher(config: StudyConfig, target: TargetData, study_key: str, stage
             torchvision=config.source.weights == "torchvision",
         )
 
-    return StratifiedOptunaSearch(strata, suggest, metric="val_acc")
+    return StratifiedOptunaSearch(strata, suggest, metric=Report.VAL_ACC)
 
 
 def run_search(config: StudyConfig, study_key: str, target, sources, stages, logger, log) -> list:

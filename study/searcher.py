@@ -29,11 +29,11 @@ from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
 from study.stores import redact, reveal, sqlalchemy_url
+from trainables.contract import Key, Report, is_completed
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-OBJECTIVE = "best_val_acc"
-OBJECTIVE_DONE = "test_acc"  # present in a trial's last report only when it ran to the end
+OBJECTIVE = Report.BEST_VAL_ACC  # what a trial that ran to the end is told with
 
 
 class Stratum:
@@ -134,7 +134,7 @@ class StratifiedOptunaSearch(StateFileSearcher):
         trial = stratum.study.ask()
         stratum.suggested += 1
         self.live[trial_id] = (stratum, trial)
-        return {**self.define(trial, stratum.constants), "optuna_trial": trial.number}
+        return {**self.define(trial, stratum.constants), Key.OPTUNA_TRIAL: trial.number}
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         self._reconcile_once()
@@ -143,12 +143,12 @@ class StratifiedOptunaSearch(StateFileSearcher):
         self._report(self.live[trial_id][1], result)
 
     def _report(self, trial: optuna.Trial, result: dict) -> None:
-        if self.metric not in result or "epoch" not in result:
+        if self.metric not in result or Report.EPOCH not in result:
             return
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a step reported already (a resumed trial)
             try:
-                trial.report(result[self.metric], step=int(result["epoch"]))
+                trial.report(result[self.metric], step=int(result[Report.EPOCH]))
             except UpdateFinishedTrialError:
                 pass  # told before the driver was killed; Ray re-ran it from a checkpoint
 
@@ -163,9 +163,9 @@ class StratifiedOptunaSearch(StateFileSearcher):
             self._report(trial, result)
         if error or not result:
             stratum.study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
-        elif OBJECTIVE_DONE in result:
-            # Only a trial that ran all its epochs reports test_acc; judge it by its best
-            # validation accuracy (the weights it would keep), never by test accuracy.
+        elif is_completed(result):
+            # A trial that ran all its epochs: judge it by its best validation accuracy
+            # (the weights it would keep), never by test accuracy.
             stratum.study.tell(trial, result[OBJECTIVE], skip_if_finished=True)
         else:
             stratum.study.tell(trial, state=TrialState.PRUNED, skip_if_finished=True)
@@ -183,7 +183,7 @@ class StratifiedOptunaSearch(StateFileSearcher):
         configs are rebuilt from the stored parameters, so the confirm phase still sees
         every search trial of the study."""
         known = {
-            (str(r.config.get("size")), r.config.get("optuna_trial"))
+            (str(r.config.get(Key.SIZE)), r.config.get(Key.OPTUNA_TRIAL))
             for r in results
             if getattr(r, "config", None)
         }
@@ -192,12 +192,12 @@ class StratifiedOptunaSearch(StateFileSearcher):
             for trial in stratum.study.get_trials(
                 deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)
             ):
-                if (str(stratum.constants["size"]), trial.number) in known:
+                if (str(stratum.constants[Key.SIZE]), trial.number) in known:
                     continue
                 fixed = optuna.trial.FixedTrial(trial.params, trial.number)
-                config = {**self.define(fixed, stratum.constants), "optuna_trial": trial.number}
+                config = {**self.define(fixed, stratum.constants), Key.OPTUNA_TRIAL: trial.number}
                 if trial.state == TrialState.COMPLETE:
-                    metrics = {OBJECTIVE: trial.value, OBJECTIVE_DONE: float("nan")}
+                    metrics = {OBJECTIVE: trial.value, Report.COMPLETED: True}
                 elif trial.intermediate_values:
                     metrics = {OBJECTIVE: max(trial.intermediate_values.values())}
                 else:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
+from search_spaces.strategies import get_strategy
 from study import tracking
 from study.config import ConfigError, StudyConfig
 from trainables.pretrain import PretrainSettings, pretrain
@@ -44,7 +45,7 @@ def check_torchvision_weights(config: StudyConfig) -> None:
 
 def weights_for(strategy: str, arch: str, source: str, torchvision: bool = False) -> str:
     """The weight source a trial of `strategy` on `arch` starts from (trainables.weights)."""
-    if strategy == "scratch":
+    if not get_strategy(strategy).needs_weights:
         return "none"
     if torchvision:
         return torchvision_weights(arch)
@@ -66,7 +67,8 @@ def pretrain_settings(config: StudyConfig) -> PretrainSettings:
 
 def pretrain_sources(config: StudyConfig, client, log=print) -> dict[str, dict]:
     """Source checkpoints for every architecture, trained once and cached."""
-    if set(config.search.strategies) == {"scratch"} or config.source.weights == "torchvision":
+    needs_weights = any(get_strategy(s).needs_weights for s in config.search.strategies)
+    if not needs_weights or config.source.weights == "torchvision":
         return {}  # torchvision weights: each trial loads them from the local torch cache
     settings = pretrain_settings(config)
     sources = {}

@@ -24,6 +24,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 from study.stores import sqlalchemy_url
+from trainables.contract import Key, Report
 
 # Tags
 TAG_RUN_TYPE = "run_type"  # study | trial | pretrain
@@ -33,7 +34,7 @@ TAG_PHASE = "phase"  # search | confirm
 TAG_SIZE = "size"
 TAG_SEED = "seed"
 TAG_ARCH = "arch"
-TAG_STRATEGY = "strategy"  # scratch | finetune | freeze-b | linear-probe
+TAG_STRATEGY = "strategy"  # a registered name (search_spaces.strategies)
 TAG_STRATEGY_LABEL = "strategy_label"  # freeze-b spelled with its boundary: freeze-2
 TAG_FREEZE_BOUNDARY = "freeze_boundary"
 TAG_FREEZE_FRAC = "freeze_frac"
@@ -46,31 +47,31 @@ TAG_NODE_ID = "node_id"
 TAG_HOSTNAME = "hostname"
 TAG_FEATURE_CACHE = "feature_cache"  # on | off: <why> (from the trial's reports)
 TAG_RESUMED = "resumed"  # on the parent run: times `study run --resume` continued it
-# Params
+# Params: these Tune config keys, under their own names
 TRIAL_PARAMS = (
-    "arch",
-    "strategy",
-    "freeze",
-    "lr",
-    "backbone_lr_mult",
-    "weight_decay",
-    "steps",
-    "batch_size",
-    "weights",
+    Key.ARCH,
+    Key.STRATEGY,
+    Key.FREEZE,
+    Key.LR,
+    Key.BACKBONE_LR_MULT,
+    Key.WEIGHT_DECAY,
+    Key.STEPS,
+    Key.BATCH_SIZE,
+    Key.WEIGHTS,
     # Logged only where the trial's config has them (a strategy sets what it uses).
-    "layer_decay",
-    "ft_lr_mult",
-    "C",
-    "knn_k",
-    "knn_metric",
-    "augment",
+    Key.LAYER_DECAY,
+    Key.FT_LR_MULT,
+    Key.C,
+    Key.KNN_K,
+    Key.KNN_METRIC,
+    Key.AUGMENT,
 )
-# Metrics
-METRIC_VAL_ACC = "val_acc"
-METRIC_TEST_ACC = "test_acc"
-METRIC_TRAIN_SECONDS = "train_seconds"
-METRIC_TRAINABLE_PARAMS = "trainable_params"
-STEP_METRICS = ("val_acc", "best_val_acc", "train_loss")
+# Metrics: these names of the trials' reports (the completed flag is a tag, trial_state)
+METRIC_VAL_ACC = Report.VAL_ACC
+METRIC_TEST_ACC = Report.TEST_ACC
+METRIC_TRAIN_SECONDS = Report.TRAIN_SECONDS
+METRIC_TRAINABLE_PARAMS = Report.TRAINABLE_PARAMS
+STEP_METRICS = (Report.VAL_ACC, Report.BEST_VAL_ACC, Report.TRAIN_LOSS)
 
 PRETRAIN_EXPERIMENT = "source-pretraining"
 

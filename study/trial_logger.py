@@ -19,27 +19,28 @@ from ray.tune import Callback
 
 from study import tracking as t
 from study.stores import redact, reveal
+from trainables.contract import Key, Report, is_completed
 
 
 def trial_tags(config: dict, stages: int, label: str) -> dict[str, str]:
     return {
         t.TAG_RUN_TYPE: "trial",
-        t.TAG_PHASE: config["phase"],
-        t.TAG_DATASET: config["dataset"],
-        t.TAG_SIZE: str(config["size"]),
-        t.TAG_SEED: str(config["seed"]),
-        t.TAG_ARCH: config["arch"],
-        t.TAG_STRATEGY: config["strategy"],
+        t.TAG_PHASE: config[Key.PHASE],
+        t.TAG_DATASET: config[Key.DATASET],
+        t.TAG_SIZE: str(config[Key.SIZE]),
+        t.TAG_SEED: str(config[Key.SEED]),
+        t.TAG_ARCH: config[Key.ARCH],
+        t.TAG_STRATEGY: config[Key.STRATEGY],
         t.TAG_STRATEGY_LABEL: label,
-        t.TAG_FREEZE_BOUNDARY: str(config["freeze"]),
-        t.TAG_FREEZE_FRAC: f"{config['freeze'] / stages:.3f}",
+        t.TAG_FREEZE_BOUNDARY: str(config[Key.FREEZE]),
+        t.TAG_FREEZE_FRAC: f"{config[Key.FREEZE] / stages:.3f}",
     }
 
 
 def run_name(config: dict, label: str, trial_id: str) -> str:
     return (
-        f"{config['phase']}-size{config['size']}-{config['arch']}-"
-        f"{label}-seed{config['seed']}-{trial_id}"
+        f"{config[Key.PHASE]}-size{config[Key.SIZE]}-{config[Key.ARCH]}-"
+        f"{label}-seed{config[Key.SEED]}-{trial_id}"
     )
 
 
@@ -97,8 +98,8 @@ class MlflowTrialLogger(Callback):
                 self.closed.add(trial_id)
             return
         config = trial.config
-        label = self.label_of(config["strategy"], config["freeze"])
-        tags = trial_tags(config, self.stage_counts[config["arch"]], label)
+        label = self.label_of(config[Key.STRATEGY], config[Key.FREEZE])
+        tags = trial_tags(config, self.stage_counts[config[Key.ARCH]], label)
         tags |= {
             MLFLOW_PARENT_RUN_ID: self.parent_run_id,
             t.TAG_TRIAL_ID: trial_id,
@@ -117,10 +118,10 @@ class MlflowTrialLogger(Callback):
         return [
             RunTag(tag, str(result[key]))
             for tag, key in (
-                (t.TAG_NODE_IP, "node_ip"),
+                (t.TAG_NODE_IP, "node_ip"),  # Ray adds node_ip and hostname to a result
                 (t.TAG_HOSTNAME, "hostname"),
-                (t.TAG_FEATURE_CACHE, "feature_cache"),
-                (t.TAG_NODE_ID, "node_id"),
+                (t.TAG_FEATURE_CACHE, Report.FEATURE_CACHE),
+                (t.TAG_NODE_ID, Report.NODE_ID),
             )
             if key in result
         ]
@@ -129,7 +130,7 @@ class MlflowTrialLogger(Callback):
         run_id = self.run_ids.get(trial.trial_id)
         if run_id is None:
             return
-        step, stamp = int(result["epoch"]), t.now_ms()
+        step, stamp = int(result[Report.EPOCH]), t.now_ms()
         tags = self.placement_tags(trial.trial_id, result)
         if step <= self.logged_step.get(trial.trial_id, 0):
             if tags:
@@ -160,8 +161,8 @@ class MlflowTrialLogger(Callback):
         if run_id is None:
             return
         result = trial.last_result or {}
-        finished = t.METRIC_TEST_ACC in result  # only a trial that ran to the end reports it
-        stamp, step = t.now_ms(), int(result.get("epoch", 0))
+        finished = is_completed(result)
+        stamp, step = t.now_ms(), int(result.get(Report.EPOCH, 0))
         final = [
             Metric(name, float(result[name]), stamp, step)
             for name in (t.METRIC_TEST_ACC, t.METRIC_TRAIN_SECONDS, t.METRIC_TRAINABLE_PARAMS)
@@ -171,7 +172,9 @@ class MlflowTrialLogger(Callback):
             run_id,
             metrics=final,
             tags=[RunTag(t.TAG_TRIAL_STATE, "completed" if finished else "pruned")]
-            + [RunTag(t.TAG_FEATURE_CACHE, str(v)) for v in [result.get("feature_cache")] if v],
+            + [
+                RunTag(t.TAG_FEATURE_CACHE, str(v)) for v in [result.get(Report.FEATURE_CACHE)] if v
+            ],
         )
         self.client.set_terminated(run_id, "FINISHED", end_time=stamp)
 

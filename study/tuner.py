@@ -24,9 +24,10 @@ from ray.tune.schedulers import ASHAScheduler
 from study.config import StudyConfig
 from study.scheduler import PerStratumScheduler
 from study.searcher import FixedConfigs
+from trainables.contract import Key, Report
 from trainables.train import tune_trial
 
-METRIC = "val_acc"
+METRIC = Report.VAL_ACC
 # Progress output: Ray Tune's compact periodic trial table (CLIReporter) instead of the new
 # output engine, which prints a box per trial start and result.
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -34,15 +35,20 @@ os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 # `keep_checkpoints` trial checkpoints; frequent snapshots are what resume wants, so
 # Ray's warning about them is off.
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+# Config keys and report names -> column titles.
 PROGRESS_PARAMS = {
-    "size": "size",
-    "seed": "seed",
-    "arch": "arch",
-    "strategy": "strategy",
-    "freeze": "b",
-    "lr": "lr",
+    Key.SIZE: "size",
+    Key.SEED: "seed",
+    Key.ARCH: "arch",
+    Key.STRATEGY: "strategy",
+    Key.FREEZE: "b",
+    Key.LR: "lr",
 }
-PROGRESS_METRICS = {"epoch": "epoch", "val_acc": "val_acc", "test_acc": "test_acc"}
+PROGRESS_METRICS = {
+    Report.EPOCH: "epoch",
+    Report.VAL_ACC: "val_acc",
+    Report.TEST_ACC: "test_acc",
+}
 
 
 # Parent folder of the local runtime's temp dir (default /tmp): keep it short, Ray's socket

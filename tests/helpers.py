@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import torch
 
+from trainables.contract import TrialConfig
 from trainables.registry import get_arch, heavy_archs
-from trainables.train import TrialConfig
 
 # Architectures whose contract tests are `slow` (still in `make test`; every family keeps a
 # lighter member in the default run): the entries marked `heavy` in their family files.

@@ -18,7 +18,8 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from optuna.trial import TrialState
 from ray import tune
 
-from search_spaces.transfer import define, strategy_label
+from search_spaces.strategies import strategy_label
+from search_spaces.transfer import define
 from study import tracking
 from study.config_file import load_preset
 from study.searcher import StratifiedOptunaSearch, Stratum, create_stratum_study

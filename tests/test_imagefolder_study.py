@@ -14,12 +14,13 @@ import yaml
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-from search_spaces.transfer import CLASSICAL_STRATEGIES, STRATEGIES
+from search_spaces.strategies import classical_strategies, list_strategies
 from study import tracking as t
 from tests.conftest import run_cli
 from tests.test_datasets import make_folder, truncate
 
 pytestmark = pytest.mark.ray
+STRATEGIES, CLASSICAL_STRATEGIES = list_strategies(), classical_strategies()
 
 
 def study_config(folder, **target) -> dict:

@@ -34,9 +34,10 @@ from study.searcher import INTERRUPTED, StratifiedOptunaSearch, Stratum, create_
 from study.trial_logger import MlflowTrialLogger
 from tests import helpers
 from tests.conftest import ROOT
+from trainables.contract import TrialConfig, is_completed
 from trainables.datasets import load_target
 from trainables.registry import get_arch
-from trainables.train import TrialConfig, fit
+from trainables.train import fit
 
 STAGES = {"lenet5": 4}
 STRATEGIES = ["scratch", "finetune"]
@@ -111,7 +112,8 @@ def test_restored_searcher_reattaches_continuing_trials_and_fails_orphans(tmp_pa
     for trial_id in ("done", "going-on", "orphan"):
         searcher.suggest(trial_id)
     searcher.on_trial_complete(
-        "done", {"val_acc": 0.5, "best_val_acc": 0.6, "epoch": 2, "test_acc": 0}
+        "done",
+        {"val_acc": 0.5, "best_val_acc": 0.6, "epoch": 2, "test_acc": 0, "completed": True},
     )
     searcher.on_trial_result("going-on", {"val_acc": 0.3, "epoch": 1})
     # Ray saved its state while "done" was finished and "going-on" was running; "orphan"
@@ -131,7 +133,8 @@ def test_restored_searcher_reattaches_continuing_trials_and_fails_orphans(tmp_pa
     assert restored.suggest("new-3") == "FINISHED"
     restored.on_trial_result("going-on", {"val_acc": 0.4, "epoch": 2})
     restored.on_trial_complete(
-        "going-on", {"val_acc": 0.4, "best_val_acc": 0.4, "epoch": 2, "test_acc": 0.1}
+        "going-on",
+        {"val_acc": 0.4, "best_val_acc": 0.4, "epoch": 2, "test_acc": 0.1, "completed": True},
     )
     going_on = optuna.load_study(study_name="s.size-1", storage=storage).trials[1]
     assert going_on.state == TrialState.COMPLETE and going_on.intermediate_values == {
@@ -143,7 +146,7 @@ def test_restored_searcher_reattaches_continuing_trials_and_fails_orphans(tmp_pa
 def test_trials_that_ended_after_rays_last_snapshot_are_recovered_from_optuna(tmp_path):
     searcher = make_searcher(f"sqlite:///{tmp_path / 'optuna.db'}", budget=3)
     configs = {tid: searcher.suggest(tid) for tid in ("seen", "unseen", "pruned")}
-    done = {"val_acc": 0.5, "best_val_acc": 0.6, "epoch": 2, "test_acc": 0.1}
+    done = {"val_acc": 0.5, "best_val_acc": 0.6, "epoch": 2, "test_acc": 0.1, "completed": True}
     searcher.on_trial_complete("seen", done)
     searcher.on_trial_complete("unseen", {**done, "best_val_acc": 0.7})
     searcher.on_trial_result("pruned", {"val_acc": 0.2, "epoch": 1})
@@ -155,7 +158,7 @@ def test_trials_that_ended_after_rays_last_snapshot_are_recovered_from_optuna(tm
     recovered = {r.config["optuna_trial"]: r for r in searcher.results_not_in([Seen()])}
     assert set(recovered) == {1, 2}
     assert recovered[1].config == configs["unseen"]
-    assert recovered[1].metrics["best_val_acc"] == 0.7 and "test_acc" in recovered[1].metrics
+    assert recovered[1].metrics["best_val_acc"] == 0.7 and is_completed(recovered[1].metrics)
     assert recovered[2].metrics == {"best_val_acc": 0.2}
 
 

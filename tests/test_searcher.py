@@ -60,7 +60,8 @@ def test_stopped_early_is_pruned_finished_is_complete_error_is_fail(tmp_path):
         searcher.suggest(trial_id)
     searcher.on_trial_result("done", {"val_acc": 0.5, "epoch": 1})
     searcher.on_trial_complete(
-        "done", {"val_acc": 0.7, "best_val_acc": 0.8, "epoch": 3, "test_acc": 0.1}
+        "done",
+        {"val_acc": 0.7, "best_val_acc": 0.8, "epoch": 3, "test_acc": 0.1, "completed": True},
     )
     searcher.on_trial_result("stopped", {"val_acc": 0.2, "epoch": 1})
     searcher.on_trial_complete("stopped", {"val_acc": 0.2, "best_val_acc": 0.2, "epoch": 1})

@@ -11,12 +11,13 @@ import pytest
 import torch
 
 from search_spaces import transfer as space
+from search_spaces.strategies import Phase, classical_strategies, list_strategies, plan_phases
 from tests.helpers import source_state, stage_state, trial_config
-from trainables import transfer
+from trainables.contract import TrialConfig
 from trainables.feature_store import FeatureStore
 from trainables.loops import accuracy, train_steps
 from trainables.registry import get_arch
-from trainables.train import Phase, PhaseRun, TrialConfig, fit
+from trainables.train import PhaseRun, fit
 from trainables.transfer import freeze, param_groups
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -24,9 +25,11 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 config = partial(trial_config, weight_decay=1e-2, size=4)
 
 
-def test_strategy_lists_agree():
-    assert space.STRATEGIES == transfer.STRATEGIES
-    assert set(space.CLASSICAL_STRATEGIES) == set(transfer.CLASSICAL_STRATEGIES)
+def test_the_registry_holds_every_strategy_in_order():
+    assert list_strategies() == (
+        "scratch", "finetune", "freeze-b", "linear-probe", "lp-ft", "logreg", "svm", "knn"
+    )  # fmt: skip
+    assert set(classical_strategies()) == {"logreg", "svm", "knn"}
 
 
 @pytest.mark.parametrize("cached", [False, True])
@@ -115,9 +118,7 @@ def test_lp_ft_fine_tune_phase_uses_the_lower_learning_rate(digits):
     cfg = config("lenet5", "lp-ft", 0, lr=0.2, ft_lr_mult=0.05, backbone_lr_mult=0.5)
     model = spec.build(10, 1)
     x, val_x = digits.pool.tensors()[0][:20], digits.val.tensors()[0]
-    from trainables.train import phases
-
-    probe, tune = phases(cfg, spec)
+    probe, tune = plan_phases(cfg, spec.num_stages)
     assert (probe.boundary, probe.steps, probe.lr) == (spec.num_stages, 4, 0.2)
     assert (tune.boundary, tune.steps) == (0, 4) and tune.lr == pytest.approx(0.01)
     run = PhaseRun(tune, cfg, spec, model, (x, val_x), FeatureStore())
@@ -178,11 +179,11 @@ def _suggest(strategy: str, ranges: space.Ranges | None = None, seed=0) -> tuple
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
     study.enqueue_trial({"arch": "resnet18", "strategy": strategy})
     trial = study.ask()
-    config = space.define(trial, {"resnet18": 5, "lenet5": 4}, space.STRATEGIES, ranges)
+    config = space.define(trial, {"resnet18": 5, "lenet5": 4}, list_strategies(), ranges)
     return config, trial.params
 
 
-@pytest.mark.parametrize("strategy", space.STRATEGIES)
+@pytest.mark.parametrize("strategy", list_strategies())
 def test_every_strategy_suggests_its_own_parameters_and_runs_as_a_trial_config(strategy):
     config, params = _suggest(strategy)
     assert config["strategy"] == strategy
@@ -200,7 +201,7 @@ def test_every_strategy_suggests_its_own_parameters_and_runs_as_a_trial_config(s
     extra = set(params) - {"arch", "strategy", "resnet18/freeze"}
     if strategy in own:
         assert extra == own[strategy]
-    if strategy in space.CLASSICAL_STRATEGIES:
+    if strategy in classical_strategies():
         assert "lr" not in params and config["lr"] == 0.0
     raw = {**config, "size": 2, "seed": 0, "steps": 4, "reports": 2, "batch_size": 8}
     cfg = TrialConfig.from_tune({**raw, "weights": "study:glyphs", "phase": "search"})
@@ -224,7 +225,7 @@ def test_categorical_choices_stay_the_same_under_one_name():
     stages = {"resnet18": 5, "lenet5": 4}
     for _ in range(60):
         trial = study.ask()
-        space.define(trial, stages, space.STRATEGIES, space.Ranges(layer_decay=(0.6, 1.0)))
+        space.define(trial, stages, list_strategies(), space.Ranges(layer_decay=(0.6, 1.0)))
         study.tell(trial, 0.5)
     seen = {t.params["strategy"] for t in study.trials}
-    assert seen == set(space.STRATEGIES)
+    assert seen == set(list_strategies())

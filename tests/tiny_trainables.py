@@ -27,6 +27,7 @@ def at_the_same_moment(config: dict, barrier: str) -> None:
             "test_acc": value,
             "train_seconds": 0.1,
             "trainable_params": 10,
+            "completed": True,
         }
     )
 
@@ -49,6 +50,6 @@ def breaks(config: dict, markers: str) -> None:
         value = 0.1 * epoch
         metrics = {"epoch": epoch, "val_acc": value, "best_val_acc": value, "started_at": start}
         if epoch == 3:
-            tune.report({**metrics, "test_acc": value})
+            tune.report({**metrics, "test_acc": value, "completed": True})
         else:
             save_checkpoint({"epoch": epoch}, metrics, tune.report)

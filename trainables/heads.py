@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-KNN_METRICS = ("euclidean", "cosine")
+from search_spaces.strategies import KNN_METRICS
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,6 @@ from torch import nn
 
 from trainables.registry import ArchSpec
 
-# Gradient-trained strategies, then the classical heads fitted on frozen pooled features.
-GRADIENT_STRATEGIES = ("scratch", "finetune", "freeze-b", "linear-probe", "lp-ft")
-CLASSICAL_STRATEGIES = ("logreg", "svm", "knn")
-STRATEGIES = GRADIENT_STRATEGIES + CLASSICAL_STRATEGIES
-
 
 def check_boundary(spec: ArchSpec, boundary: int) -> None:
     if not 0 <= boundary <= spec.num_stages:

@@ -1,0 +1,200 @@
+"""The strategy registry: what a strategy is, in one registered `StrategySpec` each.
+
+A spec says where the freeze boundary sits (fixed at 0, searched in 1..B-1, or the whole
+backbone B), which parameters the strategy suggests beyond the shared ones, how it
+trains (a phase plan, or a classical head on frozen features), whether it starts from
+source weights, and how it is labelled in the answer. The search space
+(`search_spaces.transfer.define`, `coverage_points`), the trainable (its phase plan and
+classical dispatch), the study config's allowed names, the weight choice of a trial and
+the tracking label all read it, so adding a strategy is one `register(...)` here.
+
+Why here, in search_spaces: a spec is data and pure functions (no torch, like the rest
+of this package), and most of it is search space: the boundary rule, the Optuna
+parameter names and the order they are suggested in. The trainable reads only its phase
+plan and the classical flag; putting the registry on the trainable's side instead would
+put Optuna's parameter names inside the trial code. Like the architecture registry
+(trainables.registry): a duplicate name raises, an unknown name raises a ValueError
+listing the registered ones. Registration order is the order of the default search
+space's `strategy` choices, which TPE's behaviour depends on: append, never reorder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from trainables.contract import Key, TrialConfig
+
+if TYPE_CHECKING:
+    from search_spaces.transfer import Ranges
+
+# Where the freeze boundary b of a strategy sits, for an architecture with B stages.
+FREEZE_NONE = "none"  # b = 0: everything trains (lp-ft: in its last phase)
+FREEZE_SEARCHED = "searched"  # b in 1..B-1, an Optuna parameter per architecture
+FREEZE_BACKBONE = "backbone"  # b = B: the whole backbone frozen, only a head learns
+BOUNDARIES = (FREEZE_NONE, FREEZE_SEARCHED, FREEZE_BACKBONE)
+
+KNN_METRICS = ("euclidean", "cosine")
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A stretch of a trial's SGD steps at one freeze boundary, with its own optimizer."""
+
+    name: str
+    steps: int
+    boundary: int
+    lr: float
+    backbone_lr_mult: float
+    layer_decay: float
+
+
+PhasePlan = Callable[[TrialConfig, int], list[Phase]]  # (config, stages of its arch)
+Suggest = Callable[[Any, "Ranges"], dict]  # (Optuna trial, ranges) -> config entries
+
+
+def no_parameters(trial, ranges: Ranges) -> dict:
+    return {}
+
+
+@dataclass(frozen=True)
+class StrategySpec:
+    """Everything the service needs to know about one strategy.
+
+    `phases` plans a gradient-trained strategy's steps; None means a classical head fitted
+    on the frozen network's pooled features (which needs `boundary` FREEZE_BACKBONE).
+    `suggest` adds the strategy's own parameters after the shared ones (lr, weight decay,
+    and with `backbone_lr` the backbone's lr multiplier and layer decay: only where some
+    of a pretrained backbone trains). `needs_weights`: False trains from random weights.
+    """
+
+    name: str
+    boundary: str
+    phases: PhasePlan | None
+    suggest: Suggest = no_parameters
+    backbone_lr: bool = False
+    needs_weights: bool = True
+
+    @property
+    def classical(self) -> bool:
+        return self.phases is None
+
+    def label(self, freeze: int) -> str:
+        """The name the answer ranks: a searched boundary is spelled out, since each one
+        is a different way to transfer (`freeze-b` at 2 is `freeze-2`)."""
+        if self.boundary != FREEZE_SEARCHED:
+            return self.name
+        return f"{self.name.removesuffix('-b')}-{freeze}"
+
+
+_REGISTRY: dict[str, StrategySpec] = {}
+
+
+def register(spec: StrategySpec) -> StrategySpec:
+    if spec.name in _REGISTRY:
+        raise ValueError(f"strategy {spec.name!r} is already registered")
+    if spec.boundary not in BOUNDARIES:
+        raise ValueError(
+            f"`boundary` of strategy {spec.name!r} must be one of {', '.join(BOUNDARIES)}, "
+            f"got {spec.boundary!r}"
+        )
+    if spec.classical and spec.boundary != FREEZE_BACKBONE:
+        raise ValueError(
+            f"a classical head fits on the whole frozen backbone: `boundary` of strategy "
+            f"{spec.name!r} must be {FREEZE_BACKBONE}, got {spec.boundary!r}"
+        )
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def get_strategy(name: str) -> StrategySpec:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        registered = ", ".join(_REGISTRY)
+        raise ValueError(f"unknown strategy {name!r}; registered: {registered}") from None
+
+
+def list_strategies() -> tuple[str, ...]:
+    """Every registered name, in registration order (the default search space's order)."""
+    return tuple(_REGISTRY)
+
+
+def classical_strategies() -> tuple[str, ...]:
+    return tuple(name for name, spec in _REGISTRY.items() if spec.classical)
+
+
+def strategy_label(strategy: str, freeze: int) -> str:
+    """`freeze-b` becomes e.g. `freeze-2`; other strategies keep their name."""
+    return get_strategy(strategy).label(freeze)
+
+
+def plan_phases(cfg: TrialConfig, num_stages: int) -> list[Phase]:
+    """The phases a trial of `cfg` trains in, for an architecture of `num_stages` stages."""
+    spec = get_strategy(cfg.strategy)
+    if spec.phases is None:
+        raise ValueError(f"{cfg.strategy} fits a classical head: it has no training phases")
+    return spec.phases(cfg, num_stages)
+
+
+# Phase plans
+
+
+def one_phase(cfg: TrialConfig, num_stages: int) -> list[Phase]:
+    """All the steps at the configured boundary and rates."""
+    return [
+        Phase(cfg.strategy, cfg.steps, cfg.freeze, cfg.lr, cfg.backbone_lr_mult, cfg.layer_decay)
+    ]
+
+
+def probe_then_fine_tune(cfg: TrialConfig, num_stages: int) -> list[Phase]:
+    """lp-ft (Kumar et al. 2022): linear-probe for `lp_frac` of the steps (whole backbone
+    frozen), then fine-tune at `lr * ft_lr_mult` with a fresh optimizer, so the new head
+    is sensible before its gradients reach the pretrained features."""
+    probe = min(cfg.steps, max(1, round(cfg.steps * cfg.lp_frac)))
+    return [
+        Phase("probe", probe, num_stages, cfg.lr, 1.0, 1.0),
+        Phase(
+            "fine-tune",
+            cfg.steps - probe,
+            cfg.freeze,
+            cfg.lr * cfg.ft_lr_mult,
+            cfg.backbone_lr_mult,
+            cfg.layer_decay,
+        ),
+    ]
+
+
+# Own parameters. Named after their strategy where the same number means a different
+# model (`svm/C` is not `logreg/C`): Optuna keeps one distribution per name.
+
+
+def suggest_c(strategy: str) -> Suggest:
+    def suggest(trial, ranges: Ranges) -> dict:
+        return {Key.C: trial.suggest_float(f"{strategy}/C", *ranges.C, log=True)}
+
+    return suggest
+
+
+def suggest_knn(trial, ranges: Ranges) -> dict:
+    return {
+        Key.KNN_K: trial.suggest_int("knn/k", *ranges.knn_k),
+        Key.KNN_METRIC: trial.suggest_categorical("knn/metric", list(KNN_METRICS)),
+    }
+
+
+def suggest_ft_lr_mult(trial, ranges: Ranges) -> dict:
+    return {Key.FT_LR_MULT: trial.suggest_float("lp-ft/ft_lr_mult", *ranges.ft_lr_mult, log=True)}
+
+
+register(StrategySpec("scratch", FREEZE_NONE, one_phase, needs_weights=False))
+register(StrategySpec("finetune", FREEZE_NONE, one_phase, backbone_lr=True))
+register(StrategySpec("freeze-b", FREEZE_SEARCHED, one_phase, backbone_lr=True))
+register(StrategySpec("linear-probe", FREEZE_BACKBONE, one_phase))
+register(
+    StrategySpec("lp-ft", FREEZE_NONE, probe_then_fine_tune, suggest_ft_lr_mult, backbone_lr=True)
+)
+register(StrategySpec("logreg", FREEZE_BACKBONE, None, suggest_c("logreg")))
+register(StrategySpec("svm", FREEZE_BACKBONE, None, suggest_c("svm")))
+register(StrategySpec("knn", FREEZE_BACKBONE, None, suggest_knn))
