@@ -12,6 +12,7 @@ from collections import defaultdict
 from mlflow.tracking import MlflowClient
 
 from study import tracking as t
+from study.paired import ALPHA, holm, mean_interval, paired_difference
 
 
 class NoStudyFound(LookupError):
@@ -52,6 +53,7 @@ def study_confirm_rows(client: MlflowClient, parent_run_id: str) -> list[dict]:
                 "seed": int(tags[t.TAG_SEED]),
                 "arch": tags[t.TAG_ARCH],
                 "strategy": tags[t.TAG_STRATEGY_LABEL],
+                "freeze": int(tags[t.TAG_FREEZE_BOUNDARY]),
                 "freeze_frac": float(tags[t.TAG_FREEZE_FRAC]),
                 "test_acc": metrics[t.METRIC_TEST_ACC],
             }
@@ -59,38 +61,31 @@ def study_confirm_rows(client: MlflowClient, parent_run_id: str) -> list[dict]:
     return rows
 
 
-def confidence_interval(values: list[float], level: float = 0.95) -> tuple[float, float]:
-    """Student-t interval for the mean over seeds (few seeds: the normal one is too narrow)."""
-    from scipy.stats import t as student_t
-
-    mean = statistics.fmean(values)
-    half = float(student_t.ppf(0.5 + level / 2, len(values) - 1)) * statistics.stdev(values)
-    half /= len(values) ** 0.5
-    return (mean - half, mean + half)
-
-
-def clear_winner(best: dict, runner_up: dict | None) -> bool | None:
-    """False when the two 95% intervals overlap; None when there is nothing to compare."""
-    if runner_up is None or best["ci95"] is None or runner_up["ci95"] is None:
-        return None
-    return best["ci95"][0] > runner_up["ci95"][1]
-
-
 def rank_strategies(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
-    """Per (dataset, size): strategies sorted by mean test accuracy, best first."""
-    grouped: dict[tuple, list[float]] = defaultdict(list)
+    """Per (dataset, size): every (architecture, strategy label) with its accuracy on each
+    seed, the mean and its 95% interval, sorted by mean test accuracy, best first."""
+    grouped: dict[tuple, dict[int, float]] = defaultdict(dict)
+    boundary: dict[tuple, tuple[int | None, float]] = {}
     for row in rows:
-        grouped[(row["dataset"], row["size"], row["arch"], row["strategy"])].append(row["test_acc"])
+        key = (row["dataset"], row["size"], row["arch"], row["strategy"])
+        grouped[key][int(row["seed"])] = row["test_acc"]
+        boundary[key] = (row.get("freeze"), row["freeze_frac"])
     ranked: dict[tuple[str, str], list[dict]] = defaultdict(list)
-    for (dataset, size, arch, strategy), accs in grouped.items():
+    for key, by_seed in grouped.items():
+        dataset, size, arch, strategy = key
+        accs = [by_seed[seed] for seed in sorted(by_seed)]
+        interval = mean_interval(accs)
         ranked[(dataset, size)].append(
             {
                 "arch": arch,
                 "strategy": strategy,
+                "freeze": boundary[key][0],
+                "freeze_frac": boundary[key][1],
                 "test_acc": statistics.fmean(accs),
                 "test_acc_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
-                "ci95": list(confidence_interval(accs)) if len(accs) > 1 else None,
+                "ci95": list(interval) if interval else None,
                 "seeds": len(accs),
+                "per_seed": {str(seed): by_seed[seed] for seed in sorted(by_seed)},
             }
         )
     for entries in ranked.values():
@@ -98,21 +93,56 @@ def rank_strategies(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
     return ranked
 
 
+def compare_with_best(entries: list[dict]) -> None:
+    """Adds `vs_best` to every entry but the best: the paired difference (entry - best)
+    over their common seeds, its 95% interval, the paired t-test's p-value, Holm-adjusted
+    over all comparisons with the best, and whether the entry is in the top group (not
+    distinguishable from the best at 5%). The best itself is in the top group."""
+    best = entries[0]
+    best["vs_best"] = None
+    best["top_group"] = True
+    diffs = [paired_difference(e["per_seed"], best["per_seed"]) for e in entries[1:]]
+    # No test possible (under 2 common seeds): count it as not separable from the best.
+    adjusted = holm([1.0 if d.p_value is None else d.p_value for d in diffs])
+    for entry, diff, p_holm in zip(entries[1:], diffs, adjusted, strict=True):
+        entry["vs_best"] = {
+            "diff": diff.mean,
+            "ci95": list(diff.ci95) if diff.ci95 else None,
+            "seeds": diff.seeds,
+            "p": diff.p_value,
+            "p_holm": p_holm,
+        }
+        entry["top_group"] = p_holm >= ALPHA
+
+
+def clear_winner(entries: list[dict]) -> bool | None:
+    """True when the paired 95% interval of (best - runner-up) over seeds excludes 0;
+    None when there is no runner-up or fewer than 2 common seeds to compare."""
+    if len(entries) < 2:
+        return None
+    diff = paired_difference(entries[0]["per_seed"], entries[1]["per_seed"])
+    return None if diff.ci95 is None else diff.excludes_zero
+
+
 def best_per_size(rows: list[dict]) -> list[dict]:
-    """The answer: for every dataset and size, the best strategy and the runner-up,
-    whether the best one's 95% interval lies clear of the runner-up's, and the ranking of
-    every strategy confirmed."""
+    """The answer: for every dataset and size, the best (architecture, strategy label), the
+    runner-up, the paired verdict (is the best clear of the runner-up, seed by seed?), the
+    top group (every strategy indistinguishable from the best, Holm-corrected), and the
+    ranking of every strategy confirmed."""
     ranked = rank_strategies(rows)
     answer = []
     for dataset, size in sorted(ranked, key=lambda key: (key[0], size_order(key[1]))):
         entries = ranked[(dataset, size)]
+        compare_with_best(entries)
         answer.append(
             {
                 "dataset": dataset,
                 "size": size,
                 "best": entries[0],
                 "runner_up": entries[1] if len(entries) > 1 else None,
-                "clear_winner": clear_winner(entries[0], entries[1] if len(entries) > 1 else None),
+                "clear_winner": clear_winner(entries),
+                "verdict_test": "paired t over seeds, 95%; top group: Holm-corrected, 5%",
+                "top_group": [f"{e['arch']} {e['strategy']}" for e in entries if e["top_group"]],
                 "ranking": entries,  # every (architecture, strategy) confirmed, best first
             }
         )
