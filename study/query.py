@@ -38,6 +38,13 @@ def latest_study_run(client: MlflowClient, experiment: str | None = None):
     return run
 
 
+def strategy_family(strategy: str) -> str:
+    """How the size picture groups strategies: the classical heads are one family."""
+    from search_spaces.transfer import CLASSICAL_STRATEGIES
+
+    return "classical head" if strategy in CLASSICAL_STRATEGIES else strategy
+
+
 def study_confirm_rows(client: MlflowClient, parent_run_id: str) -> list[dict]:
     """One row per finished confirm trial of the study: dataset, size, seed, arch,
     strategy (with its boundary), test_acc."""
@@ -53,6 +60,7 @@ def study_confirm_rows(client: MlflowClient, parent_run_id: str) -> list[dict]:
                 "seed": int(tags[t.TAG_SEED]),
                 "arch": tags[t.TAG_ARCH],
                 "strategy": tags[t.TAG_STRATEGY_LABEL],
+                "family": strategy_family(tags[t.TAG_STRATEGY]),
                 "freeze": int(tags[t.TAG_FREEZE_BOUNDARY]),
                 "freeze_frac": float(tags[t.TAG_FREEZE_FRAC]),
                 "test_acc": metrics[t.METRIC_TEST_ACC],
@@ -69,7 +77,7 @@ def rank_strategies(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
     for row in rows:
         key = (row["dataset"], row["size"], row["arch"], row["strategy"])
         grouped[key][int(row["seed"])] = row["test_acc"]
-        boundary[key] = (row.get("freeze"), row["freeze_frac"])
+        boundary[key] = (row.get("family"), row.get("freeze"), row["freeze_frac"])
     ranked: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for key, by_seed in grouped.items():
         dataset, size, arch, strategy = key
@@ -79,8 +87,9 @@ def rank_strategies(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
             {
                 "arch": arch,
                 "strategy": strategy,
-                "freeze": boundary[key][0],
-                "freeze_frac": boundary[key][1],
+                "family": boundary[key][0],
+                "freeze": boundary[key][1],
+                "freeze_frac": boundary[key][2],
                 "test_acc": statistics.fmean(accs),
                 "test_acc_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
                 "ci95": list(interval) if interval else None,

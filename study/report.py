@@ -1,4 +1,4 @@
-"""Tables and plots of a study's answer, printed and logged to its parent run."""
+"""Tables of a study's answer, printed and logged (with the plots) to its parent run."""
 
 from __future__ import annotations
 
@@ -9,66 +9,42 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 
 from study import tracking
-from study.query import rank_strategies, size_order
 
 VERDICTS = {True: "clear winner", False: "no clear winner", None: "-"}
 
 
-def _cell(entry: dict | None) -> tuple[str, str]:
+def _name(entry: dict | None) -> str:
+    return "-" if entry is None else f"{entry['arch']} {entry['strategy']}"
+
+
+def _accuracy(entry: dict | None) -> str:
     if entry is None:
-        return "-", "-"
-    accuracy = f"{entry['test_acc']:.3f}"
+        return "-"
+    text = f"{entry['test_acc']:.3f}"
     if entry["ci95"] is not None:
-        low, high = entry["ci95"]
-        accuracy += f" [{low:.3f}, {high:.3f}]"
-    return f"{entry['arch']} {entry['strategy']}", accuracy
+        text += f" [{entry['ci95'][0]:.3f}, {entry['ci95'][1]:.3f}]"
+    return text
 
 
-def best_freeze_table(answer: list[dict]) -> str:
-    header = (
-        "dataset",
-        "size/class",
-        "best strategy",
-        "test acc [95% CI]",
-        "runner-up",
-        "test acc [95% CI]",
-        "seeds",
-        "verdict",
-    )
-    rows = [header]
-    for item in answer:
-        best, best_acc = _cell(item["best"])
-        second, second_acc = _cell(item["runner_up"])
-        rows.append(
-            (
-                item["dataset"],
-                item["size"],
-                best,
-                best_acc,
-                second,
-                second_acc,
-                str(item["best"]["seeds"]),
-                VERDICTS[item["clear_winner"]],
-            )
-        )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = [
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    ]
-    lines.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join(lines)
+def _difference(entry: dict | None) -> str:
+    """best - entry, with its paired 95% interval (the entry's vs_best is entry - best)."""
+    if entry is None or not entry.get("vs_best"):
+        return "-"
+    vs = entry["vs_best"]
+    text = f"{-vs['diff']:+.3f}"
+    if vs["ci95"] is not None:
+        text += f" [{-vs['ci95'][1]:+.3f}, {-vs['ci95'][0]:+.3f}]"
+    return text
 
 
-def ranking_table(answer: list[dict]) -> str:
-    """Every confirmed (architecture, strategy) per dataset size, best first."""
-    rows = [("dataset", "size/class", "rank", "strategy", "test acc [95% CI]", "seeds")]
-    for item in answer:
-        for rank, entry in enumerate(item.get("ranking", [item["best"]]), start=1):
-            name, accuracy = _cell(entry)
-            rows.append(
-                (item["dataset"], item["size"], str(rank), name, accuracy, str(entry["seeds"]))
-            )
+def top_group_cell(names: list[str], shown: int = 3) -> str:
+    """The first few members of the top group (the JSON and --all list every one)."""
+    if len(names) <= shown:
+        return ", ".join(names) or "-"
+    return f"{', '.join(names[:shown])} +{len(names) - shown} more"
+
+
+def _columns(rows: list[tuple[str, ...]]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
@@ -78,39 +54,83 @@ def ranking_table(answer: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def accuracy_plot(rows: list[dict], path: Path) -> None:
-    """Mean test accuracy against examples per class, one line per strategy."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ranked = rank_strategies(rows)
-    lines: dict[str, list[tuple[str, float]]] = {}
-    for (dataset, size), entries in ranked.items():
-        for entry in entries:
-            label = f"{dataset}: {entry['arch']} {entry['strategy']}"
-            lines.setdefault(label, []).append((size, entry["test_acc"]))
-    sizes = sorted({size for (_, size) in ranked}, key=size_order)
-    figure, axes = plt.subplots(figsize=(8, 5))
-    for label, points in sorted(lines.items()):
-        points.sort(key=lambda point: size_order(point[0]))
-        axes.plot(
-            [sizes.index(s) for s, _ in points], [a for _, a in points], marker="o", label=label
+def best_freeze_table(answer: list[dict]) -> str:
+    """Per size: the best strategy, the runner-up, the paired verdict and the top group."""
+    rows = [
+        (
+            "dataset",
+            "size/class",
+            "best strategy",
+            "test acc [95% CI]",
+            "runner-up",
+            "test acc [95% CI]",
+            "best - runner-up [paired 95% CI]",
+            "seeds",
+            "verdict",
+            "top group (Holm, 5%)",
         )
-    axes.set_xticks(range(len(sizes)), sizes)
-    axes.set_xlabel("training examples per class")
-    axes.set_ylabel("mean test accuracy over seeds")
-    axes.legend(fontsize=7)
-    axes.grid(alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    ]
+    for item in answer:
+        runner_up = item["runner_up"]
+        rows.append(
+            (
+                item["dataset"],
+                item["size"],
+                _name(item["best"]),
+                _accuracy(item["best"]),
+                _name(runner_up),
+                _accuracy(runner_up),
+                _difference(runner_up),
+                str(item["best"]["seeds"]),
+                VERDICTS[item["clear_winner"]],
+                top_group_cell(item.get("top_group", [])),
+            )
+        )
+    return _columns(rows)
+
+
+def ranking_table(answer: list[dict]) -> str:
+    """Every confirmed (architecture, strategy label) per size, best first, with the paired
+    difference to the best and whether it is in the top group."""
+    rows = [
+        (
+            "dataset",
+            "size/class",
+            "rank",
+            "strategy",
+            "b",
+            "test acc [95% CI]",
+            "best - this [paired 95% CI]",
+            "Holm p",
+            "top group",
+            "seeds",
+        )
+    ]
+    for item in answer:
+        for rank, entry in enumerate(item["ranking"], start=1):
+            vs = entry.get("vs_best")
+            rows.append(
+                (
+                    item["dataset"],
+                    item["size"],
+                    str(rank),
+                    _name(entry),
+                    "" if entry.get("freeze") is None else str(entry["freeze"]),
+                    _accuracy(entry),
+                    _difference(entry),
+                    f"{vs['p_holm']:.3f}" if vs else "-",
+                    "yes" if entry.get("top_group") else "no",
+                    str(entry["seeds"]),
+                )
+            )
+    return _columns(rows)
 
 
 def log_report(
     client: MlflowClient, parent_run_id: str, answer: list[dict], rows: list[dict]
 ) -> None:
+    from study.plots import answer_figure, boundary_figure, size_figure
+
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
         (folder / "best_freeze.txt").write_text(best_freeze_table(answer) + "\n")
@@ -118,5 +138,7 @@ def log_report(
         (folder / "best_freeze.json").write_text(json.dumps(answer, indent=2))
         (folder / "confirm_runs.json").write_text(json.dumps(rows, indent=2))
         if rows:
-            accuracy_plot(rows, folder / "accuracy_by_size.png")
+            boundary_figure(answer, folder / "accuracy_by_boundary.png")
+            size_figure(answer, folder / "accuracy_by_size.png")
+            answer_figure(answer, folder / "answer.png")
         tracking.log_folder(client, parent_run_id, folder, "report")

@@ -1,0 +1,132 @@
+"""Pictures of a study's answer (matplotlib, no display): logged to the parent run and
+written by `study best-freeze --plot FILE`.
+
+- by boundary: mean test accuracy against the freeze boundary b (0 = fine-tune all,
+  B = linear probe), one line per dataset size with its 95% band, one panel per
+  architecture: which layers to freeze, at each size, in one picture;
+- by size: mean test accuracy against training examples per class (log axis), one line
+  per strategy family (its best member at each size) with its 95% band.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from study.query import size_order
+
+FIXED_BOUNDARY = ("finetune", "freeze-b", "linear-probe")  # families drawn against b
+FAMILY_NAMES = {"freeze-b": "freeze-b (best b)", "classical head": "classical head (best)"}
+
+
+def _several_datasets(answer: list[dict]) -> bool:
+    return len({item["dataset"] for item in answer}) > 1
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _band(axes, xs, entries, label, **style) -> None:
+    means = [e["test_acc"] for e in entries]
+    (line,) = axes.plot(xs, means, marker="o", label=label, **style)
+    if all(e["ci95"] for e in entries):
+        lows = [e["ci95"][0] for e in entries]
+        highs = [e["ci95"][1] for e in entries]
+        axes.fill_between(xs, lows, highs, color=line.get_color(), alpha=0.15, linewidth=0)
+
+
+def _size_value(size: str, largest: float) -> float:
+    """Where a size sits on the log axis: 'all' one step past the largest number."""
+    return largest * 2 if size == "all" else float(size)
+
+
+def draw_by_boundary(answer: list[dict], panels: list) -> None:
+    archs = sorted({e["arch"] for item in answer for e in item["ranking"]})
+    for axes, arch in zip(panels, archs, strict=False):
+        for item in answer:
+            points = sorted(
+                (
+                    e
+                    for e in item["ranking"]
+                    if e["arch"] == arch and e.get("family") in FIXED_BOUNDARY
+                ),
+                key=lambda e: e["freeze"],
+            )
+            if points:
+                label = ("all" if item["size"] == "all" else f"{item['size']}/class") + (
+                    f" ({item['dataset']})" if _several_datasets(answer) else ""
+                )
+                _band(axes, [e["freeze"] for e in points], points, label)
+        axes.set_title(arch)
+        axes.set_xlabel("freeze boundary b (stages frozen; 0 = fine-tune all)")
+        axes.set_ylabel("mean test accuracy over seeds")
+        axes.grid(alpha=0.3)
+    if panels:
+        panels[-1].legend(title="training size", loc="upper left", bbox_to_anchor=(1.02, 1))
+
+
+def draw_by_size(answer: list[dict], axes) -> None:
+    numbers = [float(i["size"]) for i in answer if i["size"] != "all"] or [1.0]
+    largest = max(numbers)
+    families: dict[str, list[tuple[str, dict]]] = {}
+    for item in sorted(answer, key=lambda i: size_order(i["size"])):
+        best_of: dict[str, dict] = {}
+        for entry in item["ranking"]:  # best first: the first of a family is its best
+            family = FAMILY_NAMES.get(entry["family"], entry["family"])
+            prefix = f"{item['dataset']}: " if _several_datasets(answer) else ""
+            best_of.setdefault(prefix + family, entry)
+        for family, entry in best_of.items():
+            families.setdefault(family, []).append((item["size"], entry))
+    for family, points in sorted(families.items()):
+        xs = [_size_value(size, largest) for size, _ in points]
+        _band(axes, xs, [entry for _, entry in points], family)
+    sizes = sorted({i["size"] for i in answer}, key=size_order)
+    axes.set_xscale("log")
+    axes.set_xticks([_size_value(s, largest) for s in sizes], sizes)
+    axes.minorticks_off()
+    axes.set_xlabel("training examples per class (log scale)")
+    axes.set_ylabel("mean test accuracy over seeds")
+    axes.set_title("best of each strategy family")
+    axes.grid(alpha=0.3)
+    axes.legend(title="strategy family", loc="upper left", bbox_to_anchor=(1.02, 1))
+
+
+def _archs(answer: list[dict]) -> int:
+    return max(1, len({e["arch"] for item in answer for e in item["ranking"]}))
+
+
+def boundary_figure(answer: list[dict], path: Path) -> None:
+    plt = _pyplot()
+    n = _archs(answer)
+    figure, panels = plt.subplots(1, n, figsize=(4.5 * n + 2, 4.2), squeeze=False)
+    draw_by_boundary(answer, list(panels[0]))
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def size_figure(answer: list[dict], path: Path) -> None:
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(8.5, 4.5))
+    draw_by_size(answer, axes)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def answer_figure(answer: list[dict], path: Path) -> None:
+    """Both pictures in one file: the boundary panels above, the size curves below."""
+    plt = _pyplot()
+    n = _archs(answer)
+    figure = plt.figure(figsize=(4.5 * n + 2, 8.8))
+    grid = figure.add_gridspec(2, n)
+    draw_by_boundary(answer, [figure.add_subplot(grid[0, i]) for i in range(n)])
+    draw_by_size(answer, figure.add_subplot(grid[1, :]))
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
