@@ -73,14 +73,32 @@ def cmd_run(args) -> int:
     return 0
 
 
+PLOT_FORMATS = (".png", ".pdf", ".svg")
+
+
+def _check_plot_file(path: Path) -> None:
+    if path.suffix.lower() not in PLOT_FORMATS:
+        raise BadInput(f"--plot {path}: the file must end in one of {', '.join(PLOT_FORMATS)}")
+    if not path.parent.is_dir():
+        raise BadInput(f"--plot {path}: folder {path.parent} does not exist")
+
+
 def cmd_best_freeze(args) -> int:
     from study import tracking
     from study.query import best_per_size, latest_study_run, study_confirm_rows
     from study.report import best_freeze_table, ranking_table
 
+    if args.plot:
+        _check_plot_file(Path(args.plot))
     client = tracking.client_for(_existing_store(args.tracking_uri))
     parent = latest_study_run(client, args.experiment)
     answer = best_per_size(study_confirm_rows(client, parent.info.run_id))
+    if args.plot:
+        from study.plots import answer_figure
+
+        if not answer:
+            raise BadInput(f"study run {parent.info.run_id} has no confirmed results to plot")
+        answer_figure(answer, Path(args.plot))
     if args.format == "json":
         print(json.dumps(answer, indent=2))
     else:
@@ -91,6 +109,11 @@ def cmd_best_freeze(args) -> int:
             print()
             print("Every strategy confirmed, per dataset size:")
             print(ranking_table(answer))
+    if args.plot:
+        print(
+            f"pictures of the answer: {args.plot}",
+            file=sys.stderr if args.format == "json" else sys.stdout,
+        )
     return 0
 
 
@@ -206,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     best.add_argument("--format", choices=("table", "json"), default="table")
     best.add_argument(
         "--all", action="store_true", help="also rank every strategy (json always has them)"
+    )
+    best.add_argument(
+        "--plot", metavar="FILE", help="also write the pictures of the answer (PNG) to FILE"
     )
     best.add_argument("--tracking-uri", default=default_tracking_uri())
     best.set_defaults(func=cmd_best_freeze)
