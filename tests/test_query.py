@@ -46,3 +46,42 @@ def test_a_clear_winner_needs_disjoint_intervals():
     assert five["clear_winner"] is True
     low, high = five["best"]["ci95"]
     assert low < 0.91 < high and high - low < 0.1
+
+
+def test_paired_verdict_is_clear_when_one_strategy_wins_on_every_seed_by_a_little():
+    """Subsets differ a lot in difficulty (the seed-to-seed spread, shared by both
+    strategies), the winner is ahead by 1-2 points on every one of them: the unpaired
+    intervals overlap, the paired interval of the difference excludes 0."""
+    hardness = [0.62, 0.80, 0.70, 0.88, 0.75]
+    margins = [0.012, 0.018, 0.010, 0.016, 0.014]
+    rows = [row("1", "freeze-2", h + m, seed) for seed, (h, m) in enumerate(zip(hardness, margins))]
+    rows += [row("1", "finetune", h, seed) for seed, h in enumerate(hardness)]
+    (one,) = best_per_size(rows)
+    best, runner_up = one["best"], one["runner_up"]
+    assert best["strategy"] == "freeze-2"
+    assert best["ci95"][0] < runner_up["ci95"][1]  # unpaired: the intervals overlap
+    assert one["clear_winner"] is True  # paired: clear
+    low, high = runner_up["vs_best"]["ci95"]  # runner-up - best, seed by seed
+    assert high < 0 and abs(runner_up["vs_best"]["diff"] + 0.014) < 1e-9
+    assert one["top_group"] == ["lenet5 freeze-2"]
+    assert "clear winner" in best_freeze_table([one])
+
+
+def test_no_difference_is_never_called_clear_and_both_stay_in_the_top_group():
+    noise = [0.01, -0.02, 0.015, -0.005, 0.0]
+    rows = [row("5", "freeze-1", 0.9 + n, seed) for seed, n in enumerate(noise)]
+    rows += [row("5", "freeze-3", 0.9 - n, seed) for seed, n in enumerate(noise)]
+    rows += [row("5", "scratch", 0.5 + n / 10, seed) for seed, n in enumerate(noise)]
+    (five,) = best_per_size(rows)
+    assert five["clear_winner"] is False
+    assert set(five["top_group"]) == {"lenet5 freeze-1", "lenet5 freeze-3"}
+    scratch = next(e for e in five["ranking"] if e["strategy"] == "scratch")
+    assert scratch["top_group"] is False and scratch["vs_best"]["p_holm"] < 0.05
+    assert set(scratch["per_seed"]) == {"0", "1", "2", "3", "4"}
+
+
+def test_holm_adjusts_step_down_and_stays_monotone():
+    from study.paired import holm
+
+    assert holm([0.01, 0.04, 0.03]) == [0.03, 0.06, 0.06]
+    assert holm([0.5]) == [0.5]
