@@ -40,9 +40,9 @@ def latest_study_run(client: MlflowClient, experiment: str | None = None):
 
 def strategy_family(strategy: str) -> str:
     """How the size picture groups strategies: the classical heads are one family."""
-    from search_spaces.transfer import CLASSICAL_STRATEGIES
+    from search_spaces.strategies import get_strategy
 
-    return "classical head" if strategy in CLASSICAL_STRATEGIES else strategy
+    return "classical head" if get_strategy(strategy).classical else strategy
 
 
 def study_confirm_rows(client: MlflowClient, parent_run_id: str) -> list[dict]:
