@@ -75,6 +75,9 @@ class StrategySpec:
     suggest: Suggest = no_parameters
     backbone_lr: bool = False
     needs_weights: bool = True
+    # The parameter a tuning budget spreads evenly over its range first (Optuna name,
+    # Ranges field); None: the shared learning rate `lr`.
+    grid: tuple[str, str] | None = None
 
     @property
     def classical(self) -> bool:
@@ -195,6 +198,6 @@ register(StrategySpec("linear-probe", FREEZE_BACKBONE, one_phase))
 register(
     StrategySpec("lp-ft", FREEZE_NONE, probe_then_fine_tune, suggest_ft_lr_mult, backbone_lr=True)
 )
-register(StrategySpec("logreg", FREEZE_BACKBONE, None, suggest_c("logreg")))
-register(StrategySpec("svm", FREEZE_BACKBONE, None, suggest_c("svm")))
-register(StrategySpec("knn", FREEZE_BACKBONE, None, suggest_knn))
+register(StrategySpec("logreg", FREEZE_BACKBONE, None, suggest_c("logreg"), grid=("logreg/C", "C")))
+register(StrategySpec("svm", FREEZE_BACKBONE, None, suggest_c("svm"), grid=("svm/C", "C")))
+register(StrategySpec("knn", FREEZE_BACKBONE, None, suggest_knn, grid=("knn/k", "knn_k")))

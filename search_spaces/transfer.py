@@ -73,6 +73,60 @@ def define(
     return config | spec.suggest(trial, ranges)
 
 
+def define_label(trial, arch: str, strategy: str, freeze: int, ranges: Ranges = Ranges()) -> dict:
+    """Suggest one configuration of a fixed (architecture, strategy, boundary): what a
+    study tunes for every strategy label with a budget of its own (study.search_phase).
+    The same parameter names and order as `define`, less the fixed choices."""
+    spec = get_strategy(strategy)
+    config = {Key.ARCH: arch, Key.STRATEGY: strategy, Key.FREEZE: freeze}
+    if spec.classical:
+        config |= {Key.LR: 0.0, Key.BACKBONE_LR_MULT: 0.0, Key.WEIGHT_DECAY: 0.0}
+    else:
+        config |= suggest_rates(trial, spec, ranges)
+    return config | spec.suggest(trial, ranges)
+
+
+@dataclass(frozen=True)
+class Label:
+    """One (architecture, strategy, boundary): the unit a study tunes and confirms."""
+
+    arch: str
+    strategy: str
+    freeze: int
+
+    @property
+    def name(self) -> str:
+        return get_strategy(self.strategy).label(self.freeze)
+
+
+def labels(stages: Mapping[str, int], strategies: Sequence[str] | None = None) -> list[Label]:
+    """Every (architecture, strategy label) of a search: each searched boundary 1..B-1 is
+    a label of its own, so the answer covers b = 0 (finetune) through B (linear-probe)."""
+    result = []
+    for arch, n_stages in stages.items():
+        for strategy in list_strategies() if strategies is None else strategies:
+            spec = get_strategy(strategy)
+            if spec.boundary == FREEZE_SEARCHED:
+                result += [Label(arch, strategy, b) for b in range(1, n_stages)]
+            else:
+                fixed = n_stages if spec.boundary == FREEZE_BACKBONE else 0
+                result.append(Label(arch, strategy, fixed))
+    return result
+
+
+def grid_points(strategy: str, ranges: Ranges, n: int) -> list[dict]:
+    """`n` values of the strategy's main parameter (the learning rate, C or k), evenly
+    spread over its range (log scale; the middle of n equal bins), as partial Optuna
+    parameters to enqueue: a budget of n trials tries the whole range, not n lucky draws."""
+    name, field = get_strategy(strategy).grid or ("lr", "lr")
+    low, high = getattr(ranges, field)
+    if isinstance(low, int) and isinstance(high, int):
+        values = sorted({round(low * (high / low) ** ((i + 0.5) / n)) for i in range(n)})
+    else:
+        values = [low * (high / low) ** ((i + 0.5) / n) for i in range(n)]
+    return [{name: value} for value in values]
+
+
 def suggest_freeze(trial, spec: StrategySpec, arch: str, n_stages: int) -> int:
     if spec.boundary == FREEZE_SEARCHED:
         return trial.suggest_int(freeze_param(arch), 1, n_stages - 1)

@@ -162,7 +162,10 @@ class SearchConfig(Strict):
     strategies: list[StrategyName] = Field(
         default_factory=lambda: list(list_strategies()), min_length=1
     )
-    trials_per_size: int = Field(10, ge=1)
+    # Tuning trials per (size, architecture, strategy label): lr (C, k) spread evenly first.
+    trials_per_label: int = Field(4, ge=1)
+    # ASHA inside each label; its decisions depend on result order: reruns may differ.
+    early_stopping: bool = False
     lr: LogRange = LogRange(low=1e-3, high=0.3)
     backbone_lr_mult: LogRange = LogRange(low=0.01, high=1.0)
     weight_decay: LogRange = LogRange(low=1e-6, high=1e-3)

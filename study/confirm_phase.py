@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from search_spaces.strategies import strategy_label
 from study import tracking
+from study.search_phase import search_labels
 from study.searcher import OBJECTIVE
 from study.tuner import confirm_tuner
 from trainables.contract import Key, is_completed
@@ -23,11 +24,13 @@ CONFIRM_KEY_TAGS = (
 
 
 def confirm_configs(results, seeds: int) -> list[dict]:
-    """The best search configuration per (size, strategy), once per seed.
+    """The best search configuration per (size, architecture, strategy label), once per
+    seed.
 
     Trials that ran to the end rank above trials ASHA stopped early; within each group the
-    best validation accuracy wins. A strategy whose every trial was stopped early is still
-    confirmed (with its best stopped trial), so every strategy gets an answer.
+    best validation accuracy wins, and between equals the earlier trial (so the choice does
+    not depend on the order results arrived in). A label whose every trial was stopped
+    early is still confirmed (with its best stopped trial), so every label gets an answer.
     """
     best: dict[tuple, tuple[tuple, dict]] = {}
     for result in results:
@@ -35,8 +38,10 @@ def confirm_configs(results, seeds: int) -> list[dict]:
         if result.error or OBJECTIVE not in metrics:
             continue
         config = result.config
-        key = (str(config[Key.SIZE]), config[Key.STRATEGY])
-        rank = (is_completed(metrics), metrics[OBJECTIVE])
+        label = strategy_label(config[Key.STRATEGY], config[Key.FREEZE])
+        key = (str(config[Key.SIZE]), config[Key.ARCH], label)
+        earlier = -int(config.get(Key.OPTUNA_TRIAL, 0))
+        rank = (is_completed(metrics), metrics[OBJECTIVE], earlier)
         if key not in best or rank > best[key][0]:
             best[key] = (rank, config)
     chosen = []
@@ -44,6 +49,11 @@ def confirm_configs(results, seeds: int) -> list[dict]:
         base = {k: v for k, v in best[key][1].items() if k != Key.OPTUNA_TRIAL}
         chosen += [{**base, Key.PHASE: "confirm", Key.SEED: seed} for seed in range(seeds)]
     return chosen
+
+
+def confirm_budget(config) -> int:
+    """Confirm trials in all: every (size, architecture, strategy label) on every seed."""
+    return len(search_labels(config)) * len(config.sizes()) * config.target.seeds
 
 
 def confirm_key(config: dict) -> tuple[str, ...]:
@@ -71,8 +81,8 @@ def run_confirm(config, study_key, target, sources, results, logger, client, par
     """
     to_confirm = confirm_configs(results, config.target.seeds)
     log(
-        f"confirm phase: {len(to_confirm)} trials ({config.target.seeds} seeds per "
-        f"best configuration of each strategy and size)"
+        f"confirm phase: {len(to_confirm)} trials ({config.target.seeds} seeds x the best "
+        f"configuration of each (size, architecture, strategy label))"
     )
     pending, attempt = to_confirm, 0
     while pending and attempt <= MAX_CONFIRM_TOPUPS:

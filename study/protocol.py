@@ -7,15 +7,17 @@ in order around the study's MLflow parent run, which `--resume` reopens (study.r
 
 from __future__ import annotations
 
+import contextlib
 import json
+import time
 
 from search_spaces.strategies import strategy_label
 from study import report, tracking
 from study.config import StudyConfig
-from study.confirm_phase import run_confirm
+from study.confirm_phase import confirm_budget, run_confirm
 from study.query import best_per_size, study_confirm_rows
 from study.resume import study_to_resume
-from study.search_phase import run_search
+from study.search_phase import run_search, search_budget
 from study.sources import pretrain_sources
 from study.stores import redact
 from study.target import load_checked_target
@@ -41,11 +43,36 @@ def open_study_run(client, config: StudyConfig, resume: bool, log) -> tuple[str,
     if resume:
         log(f"study {config.name}: no earlier study to resume; starting a new one")
     dumped = config.model_dump(mode="json")
-    parent = tracking.start_study_run(
-        client, experiment_id, config.name, {"config": json.dumps(dumped)}, config=dumped
-    )
+    budget = {
+        "tuning_budget": f"{config.search.trials_per_label} trials per (size, architecture, "
+        "strategy label)",
+        "search_trials": search_budget(config),
+        "confirm_trials": confirm_budget(config),
+    }
+    params = {"config": json.dumps(dumped), **budget}
+    parent = tracking.start_study_run(client, experiment_id, config.name, params, config=dumped)
     log(f"study {config.name}: MLflow run {parent} in {where}")
     return experiment_id, parent, False
+
+
+class PhaseClock:
+    """Wall time per stage of a study, printed at its end and logged to its parent run."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def phase(self, name: str):
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.monotonic() - started
+
+    def summary(self) -> str:
+        total = sum(self.seconds.values())
+        parts = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in self.seconds.items())
+        return f"where the time went: {parts} (total {total / 60:.1f} min)"
 
 
 def run_study(config: StudyConfig, log=print, resume: bool = False) -> list[dict]:
@@ -55,27 +82,45 @@ def run_study(config: StudyConfig, log=print, resume: bool = False) -> list[dict
     driver was killed, or it failed): same parent run, same Optuna studies, the Ray
     experiments restored from `stores.ray_results`.
     """
-    target = load_checked_target(config)  # bad input stops here, before any store is touched
+    clock = PhaseClock()
+    with clock.phase("load"):  # bad input stops here, before any store is touched
+        target = load_checked_target(config)
     stages = {arch: get_arch(arch).num_stages for arch in config.search.architectures}
     client = tracking.client_for(config.stores.mlflow)
     experiment_id, parent, finished = open_study_run(client, config, resume, log)
     if finished:
         return best_per_size(study_confirm_rows(client, parent))
     try:
-        sources = pretrain_sources(config, client, log)
+        with clock.phase("pretrain"):
+            sources = pretrain_sources(config, client, log)
         logger = MlflowTrialLogger(client, experiment_id, parent, stages, strategy_label)
         study_key = f"{config.name}.{parent[:8]}"
         with ray_runtime(config):
-            results = run_search(config, study_key, target, sources, stages, logger, log)
-            run_confirm(config, study_key, target, sources, results, logger, client, parent, log)
-        interrupted = tracking.close_interrupted_runs(client, parent)
-        if interrupted:
-            log(f"closed {interrupted} MLflow runs of trials the killed driver had started")
-        rows = study_confirm_rows(client, parent)
-        answer = best_per_size(rows)
-        report.log_report(client, parent, answer, rows)
+            with clock.phase("search"):
+                results = run_search(config, study_key, target, sources, logger, log)
+            with clock.phase("confirm"):
+                run_confirm(
+                    config, study_key, target, sources, results, logger, client, parent, log
+                )
+        with clock.phase("report"):
+            answer = finish_report(client, parent, log)
+        log(clock.summary())
+        tracking.log_study_values(
+            client, parent, metrics={f"seconds_{k}": v for k, v in clock.seconds.items()}
+        )
     except BaseException:
         tracking.end_study_run(client, parent, "FAILED")
         raise
     tracking.end_study_run(client, parent, "FINISHED")
+    return answer
+
+
+def finish_report(client, parent: str, log) -> list[dict]:
+    """Close runs a killed driver left open, then read the answer back and log the report."""
+    interrupted = tracking.close_interrupted_runs(client, parent)
+    if interrupted:
+        log(f"closed {interrupted} MLflow runs of trials the killed driver had started")
+    rows = study_confirm_rows(client, parent)
+    answer = best_per_size(rows)
+    report.log_report(client, parent, answer, rows)
     return answer

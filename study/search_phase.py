@@ -1,16 +1,17 @@
-"""The search phase: per target dataset size, Optuna proposes configurations and Ray runs them.
+"""The search phase: every (size, architecture, strategy label) tuned with the same budget.
 
-Each configuration is trained on the seed-0 subset and judged by validation accuracy;
-ASHA stops poor ones early (study.scheduler), and the searcher tells Optuna (one study
-per size, study.searcher).
+Each configuration is trained on the seed-0 subset and judged by validation accuracy
+(never test accuracy); with `search.early_stopping`, ASHA stops poor ones early inside
+their label (study.scheduler). The searcher tells Optuna (one study per label and size,
+study.searcher). Every freeze boundary is a label of its own, so the answer covers
+b = 0 through B for each architecture, plus scratch, lp-ft and the classical heads.
 """
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 
-from search_spaces.transfer import coverage_points, define
+from search_spaces.transfer import Label, define_label, grid_points, labels
 from study.config import StudyConfig
 from study.searcher import StratifiedOptunaSearch, Stratum, create_stratum_study
 from study.sources import weights_for
@@ -18,6 +19,7 @@ from study.stores import redact
 from study.tuner import search_tuner
 from trainables.contract import Key, Report
 from trainables.datasets import TargetData
+from trainables.registry import get_arch
 
 
 def trial_config(suggestion: dict, constants: dict, source: str, torchvision: bool = False) -> dict:
@@ -43,24 +45,40 @@ def stratum_constants(config: StudyConfig, target: TargetData, size: int | None)
     }
 
 
-def make_searcher(config: StudyConfig, target: TargetData, study_key: str, stages: dict[str, int]):
-    """One Optuna study per size (`<study_key>.size-<size>`) behind one Ray searcher."""
-    space = partial(
-        define, stages=stages, strategies=config.search.strategies, ranges=config.search.ranges()
-    )
-    startup = coverage_points(stages, config.search.strategies)
+def search_labels(config: StudyConfig) -> list[Label]:
+    """Every (architecture, strategy label) the study tunes and confirms, at every size."""
+    stages = {arch: get_arch(arch).num_stages for arch in config.search.architectures}
+    return labels(stages, config.search.strategies)
+
+
+def search_budget(config: StudyConfig) -> int:
+    """Search trials in all: the same budget for every (size, architecture, label)."""
+    return config.search.trials_per_label * len(search_labels(config)) * len(config.sizes())
+
+
+def make_searcher(config: StudyConfig, target: TargetData, study_key: str):
+    """One Optuna study per (size, architecture, strategy label), named
+    `<study_key>.size-<size>.<arch>.<label>`, each with `trials_per_label` trials, behind
+    one Ray searcher that hands them out round-robin. Each study first tries its main
+    parameter spread evenly over its range (search_spaces.transfer.grid_points); the
+    sampler's seed is fixed per study, so the proposals do not depend on timing."""
+    ranges = config.search.ranges()
+    budget = config.search.trials_per_label
     strata = []
     for index, size in enumerate(config.sizes()):
         constants = stratum_constants(config, target, size)
-        name = f"{study_key}.size-{constants[Key.SIZE]}"
-        study = create_stratum_study(
-            config.stores.optuna, name, config.search.seed + index, startup
-        )
-        strata.append(Stratum(name, study, config.search.trials_per_size, constants))
+        for number, label in enumerate(search_labels(config)):
+            name = f"{study_key}.size-{constants[Key.SIZE]}.{label.arch}.{label.name}"
+            startup = grid_points(label.strategy, ranges, budget)
+            seed = config.search.seed + 1000 * index + number
+            study = create_stratum_study(config.stores.optuna, name, seed, startup, budget)
+            fixed = {Key.ARCH: label.arch, Key.STRATEGY: label.strategy, Key.FREEZE: label.freeze}
+            strata.append(Stratum(name, study, budget, constants | fixed | {Key.STRATUM: name}))
 
     def suggest(trial, constants):
+        fixed = [constants[key] for key in (Key.ARCH, Key.STRATEGY, Key.FREEZE)]
         return trial_config(
-            space(trial),
+            define_label(trial, *fixed, ranges),
             constants,
             config.source.dataset,
             torchvision=config.source.weights == "torchvision",
@@ -69,11 +87,13 @@ def make_searcher(config: StudyConfig, target: TargetData, study_key: str, stage
     return StratifiedOptunaSearch(strata, suggest, metric=Report.VAL_ACC)
 
 
-def run_search(config: StudyConfig, study_key: str, target, sources, stages, logger, log) -> list:
+def run_search(config: StudyConfig, study_key: str, target, sources, logger, log) -> list:
     """Every search trial's result, including those a resumed study recovers from Optuna."""
-    searcher = make_searcher(config, target, study_key, stages)
+    searcher = make_searcher(config, target, study_key)
+    count = len(search_labels(config))
     log(
-        f"search phase: {config.search.trials_per_size} trials for each of "
+        f"search phase: {search_budget(config)} trials = {config.search.trials_per_label} "
+        f"per (size, architecture, strategy label) x {count} labels x "
         f"{len(config.sizes())} sizes; Optuna studies {study_key}.size-* in "
         f"{redact(config.stores.optuna)}"
     )

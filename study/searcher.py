@@ -69,9 +69,14 @@ def _storage_url(study: optuna.Study) -> str | None:
     return url if isinstance(url, str) else None
 
 
-def create_stratum_study(storage: str, name: str, seed: int, startup: list[dict]) -> optuna.Study:
+def create_stratum_study(
+    storage: str, name: str, seed: int, startup: list[dict], budget: int = 0
+) -> optuna.Study:
+    """A TPE study whose first trials are `startup` (enqueued) and seeded random draws: with
+    a `budget` no larger than those, every proposal is fixed by the seed alone, whatever
+    order the results come back in (a study reruns to the same numbers)."""
     sampler = optuna.samplers.TPESampler(
-        seed=seed, multivariate=True, n_startup_trials=max(len(startup), 4)
+        seed=seed, multivariate=True, n_startup_trials=max(len(startup), 4, budget)
     )
     study = optuna.create_study(
         study_name=name,
@@ -83,6 +88,12 @@ def create_stratum_study(storage: str, name: str, seed: int, startup: list[dict]
     for params in startup:
         study.enqueue_trial(params, skip_if_exists=True)
     return study
+
+
+def stratum_of(config: dict) -> str:
+    """Which stratum a config belongs to: its `stratum` key, else (configs of a search
+    with one study per size) its size."""
+    return str(config.get(Key.STRATUM, config.get(Key.SIZE)))
 
 
 INTERRUPTED = "interrupted"  # user attr of an Optuna trial closed on resume
@@ -124,6 +135,9 @@ class StratifiedOptunaSearch(StateFileSearcher):
         self.define = define
         self.live: dict[str, tuple[Stratum, optuna.Trial]] = {}
         self.reconciled = False
+
+    def total_budget(self) -> int:
+        return sum(stratum.budget for stratum in self.strata)
 
     def suggest(self, trial_id: str):
         self._reconcile_once()
@@ -183,7 +197,7 @@ class StratifiedOptunaSearch(StateFileSearcher):
         configs are rebuilt from the stored parameters, so the confirm phase still sees
         every search trial of the study."""
         known = {
-            (str(r.config.get(Key.SIZE)), r.config.get(Key.OPTUNA_TRIAL))
+            (stratum_of(r.config), r.config.get(Key.OPTUNA_TRIAL))
             for r in results
             if getattr(r, "config", None)
         }
@@ -192,7 +206,7 @@ class StratifiedOptunaSearch(StateFileSearcher):
             for trial in stratum.study.get_trials(
                 deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)
             ):
-                if (str(stratum.constants[Key.SIZE]), trial.number) in known:
+                if (stratum_of(stratum.constants), trial.number) in known:
                     continue
                 fixed = optuna.trial.FixedTrial(trial.params, trial.number)
                 config = {**self.define(fixed, stratum.constants), Key.OPTUNA_TRIAL: trial.number}

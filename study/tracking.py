@@ -209,6 +209,18 @@ def study_config(client: MlflowClient, run_id: str) -> dict | None:
         return yaml.safe_load(Path(path).read_text())
 
 
+def log_study_values(
+    client: MlflowClient, run_id: str, params: dict | None = None, metrics: dict | None = None
+) -> None:
+    """Parameters and (step-0) metrics of a study run."""
+    stamp = now_ms()
+    client.log_batch(
+        run_id,
+        params=[Param(k, str(v)) for k, v in (params or {}).items()],
+        metrics=[Metric(k, float(v), stamp, 0) for k, v in (metrics or {}).items()],
+    )
+
+
 def end_study_run(client: MlflowClient, run_id: str, status: str) -> None:
     client.set_terminated(run_id, status)
 

@@ -170,6 +170,22 @@ def restored(config: StudyConfig, name: str, trainable) -> tune.Tuner | None:
     )
 
 
+def early_stopping(config: StudyConfig) -> PerStratumScheduler | None:
+    """ASHA inside each stratum when the config asks for it; else every trial runs to the
+    end (None: Ray's first-in-first-out scheduler), which keeps a study reproducible."""
+    if not config.search.early_stopping:
+        return None
+    return PerStratumScheduler(
+        lambda: ASHAScheduler(
+            time_attr="training_iteration",
+            max_t=config.training.reports,
+            grace_period=min(config.search.grace_period, config.training.reports),
+            reduction_factor=config.search.reduction_factor,
+        ),
+        key=Key.STRATUM,
+    )
+
+
 def search_tuner(
     config: StudyConfig, name: str, target, sources, searcher, callbacks
 ) -> tune.Tuner:
@@ -177,23 +193,14 @@ def search_tuner(
     tuner = restored(config, name, trainable)
     if tuner is not None:
         return tuner
-    scheduler = PerStratumScheduler(
-        lambda: ASHAScheduler(
-            time_attr="training_iteration",
-            max_t=config.training.reports,
-            grace_period=min(config.search.grace_period, config.training.reports),
-            reduction_factor=config.search.reduction_factor,
-        )
-    )
-    budget = config.search.trials_per_size * len(config.target.sizes)
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
             metric=METRIC,
             mode="max",
             search_alg=searcher,
-            scheduler=scheduler,
-            num_samples=budget,
+            scheduler=early_stopping(config),
+            num_samples=searcher.total_budget(),
             max_concurrent_trials=_max_concurrent(config),
             reuse_actors=True,
         ),

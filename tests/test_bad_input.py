@@ -14,8 +14,8 @@ CASES = {
         ["unknown architecture 'vgg99'", "registered:", "lenet5"],
     ),
     "unknown key": (
-        {"search": {"trails_per_size": 3}},
-        ["unknown config key `search.trails_per_size`", "allowed here:", "trials_per_size"],
+        {"search": {"trails_per_label": 3}},
+        ["unknown config key `search.trails_per_label`", "allowed here:", "trials_per_label"],
     ),
     "size larger than the data": (
         {"target": {"sizes": [1, 500]}},

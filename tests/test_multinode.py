@@ -15,7 +15,9 @@ from ray.cluster_utils import Cluster
 
 from study import tracking as t
 from study.config_file import load_preset
+from study.confirm_phase import confirm_budget
 from study.protocol import run_study
+from study.search_phase import search_budget
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 CPUS = {"head": 1, "worker-a": 2, "worker-b": 1}
@@ -64,8 +66,8 @@ def test_smoke_study_spreads_over_nodes_and_records_where_trials_ran(cluster, wo
         [experiment.experiment_id],
         filter_string=f"tags.{MLFLOW_PARENT_RUN_ID} = '{parent.info.run_id}'",
     )
-    expected = config.search.trials_per_size * len(config.target.sizes)
-    expected += len(config.search.strategies) * config.target.seeds
+    expected = search_budget(config)
+    expected += confirm_budget(config)
     assert len(children) == expected
     assert all(run.info.status == "FINISHED" for run in children)
     assert all(t.METRIC_VAL_ACC in run.data.metrics for run in children)

@@ -13,6 +13,8 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from study import tracking as t
 from study.config_file import load_preset
+from study.confirm_phase import confirm_budget
+from study.search_phase import search_budget
 from study.stores import sqlalchemy_url
 from tests.conftest import ROOT
 
@@ -50,8 +52,8 @@ def test_smoke_study_on_postgresql(postgres, tmp_path):
         [experiment.experiment_id],
         filter_string=f"tags.{MLFLOW_PARENT_RUN_ID} = '{parents[0].info.run_id}'",
     )
-    search_trials = SMOKE.search.trials_per_size * len(SMOKE.target.sizes)
-    confirm_trials = len(SMOKE.search.strategies) * SMOKE.target.seeds
+    search_trials = search_budget(SMOKE)
+    confirm_trials = confirm_budget(SMOKE)
     assert len(children) == search_trials + confirm_trials
     assert all(run.info.status == "FINISHED" for run in children)
 

@@ -54,7 +54,10 @@ def test_paired_verdict_is_clear_when_one_strategy_wins_on_every_seed_by_a_littl
     intervals overlap, the paired interval of the difference excludes 0."""
     hardness = [0.62, 0.80, 0.70, 0.88, 0.75]
     margins = [0.012, 0.018, 0.010, 0.016, 0.014]
-    rows = [row("1", "freeze-2", h + m, seed) for seed, (h, m) in enumerate(zip(hardness, margins))]
+    rows = [
+        row("1", "freeze-2", h + m, seed)
+        for seed, (h, m) in enumerate(zip(hardness, margins, strict=True))
+    ]
     rows += [row("1", "finetune", h, seed) for seed, h in enumerate(hardness)]
     (one,) = best_per_size(rows)
     best, runner_up = one["best"], one["runner_up"]

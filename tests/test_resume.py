@@ -271,7 +271,7 @@ def test_study_killed_mid_phase_resumes_without_duplicates(tmp_path, moment):
     work = tmp_path / "work"
     work.mkdir()
     config = SMOKE.model_dump(mode="json")
-    config["search"]["trials_per_size"] = 6
+    config["search"]["trials_per_label"] = 1
     config["training"]["reports"] = 3
     config["training"]["steps"] = [{"up_to": None, "steps": 30}]
     (work / "study.yaml").write_text(json.dumps(config))

@@ -16,11 +16,13 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from study import tracking as t
 from study.config_file import load_preset
+from study.search_phase import search_budget, search_labels
 from tests.conftest import ROOT, run_cli
 
 pytestmark = pytest.mark.ray
 SMOKE = load_preset("smoke")
-SEARCH_TRIALS = SMOKE.search.trials_per_size * len(SMOKE.target.sizes)
+SEARCH_TRIALS = search_budget(SMOKE)
+LABELS = search_labels(SMOKE)
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +68,7 @@ def test_mlflow_has_one_parent_and_one_child_per_trial(smoke):
     search = [r for r in children if r.data.tags[t.TAG_PHASE] == "search"]
     confirm = [r for r in children if r.data.tags[t.TAG_PHASE] == "confirm"]
     assert len(search) == SEARCH_TRIALS
-    assert len(confirm) == len(SMOKE.search.strategies) * SMOKE.target.seeds
+    assert len(confirm) == len(LABELS) * len(SMOKE.target.sizes) * SMOKE.target.seeds
     ray_trials = list((work / "ray_results").glob("*/tune_trial_*"))
     assert len(children) == len(ray_trials)
     for run in children:
@@ -94,14 +96,47 @@ def test_mlflow_has_one_parent_and_one_child_per_trial(smoke):
     assert frozen and all(r.data.tags[t.TAG_FREEZE_FRAC] == "1.000" for r in frozen)
 
 
-def test_optuna_has_one_study_per_size_with_every_trial_told(smoke):
+def test_optuna_has_one_study_per_size_and_label_with_every_trial_told(smoke):
     work, _, _ = smoke
     storage = f"sqlite:///{work / 'optuna.db'}"
     summaries = optuna.get_all_study_summaries(storage)
-    assert len(summaries) == len(SMOKE.target.sizes)
-    study = optuna.load_study(study_name=summaries[0].study_name, storage=storage)
-    states = [trial.state.name for trial in study.trials]
+    assert len(summaries) == len(SMOKE.target.sizes) * len(LABELS)
+    assert {s.study_name.rsplit(".", 1)[-1] for s in summaries} == {lb.name for lb in LABELS}
+    states = [
+        trial.state.name
+        for summary in summaries
+        for trial in optuna.load_study(study_name=summary.study_name, storage=storage).trials
+    ]
     assert len(states) == SEARCH_TRIALS and set(states) <= {"COMPLETE", "PRUNED"}
+
+
+def test_confirm_covers_every_freeze_boundary_of_every_architecture(smoke):
+    """b = 0 (finetune) through B (linear-probe), each boundary a label of its own, plus
+    scratch: every one confirmed on every seed at every size."""
+    _, _, client = smoke
+    experiment = client.get_experiment_by_name("smoke")
+    (parent,) = client.search_runs([experiment.experiment_id], f"tags.{t.TAG_RUN_TYPE} = 'study'")
+    confirm = [
+        r for r in child_runs(client, parent.info.run_id) if r.data.tags[t.TAG_PHASE] == "confirm"
+    ]
+    stages = 4  # lenet5
+    boundaries = {
+        int(r.data.tags[t.TAG_FREEZE_BOUNDARY])
+        for r in confirm
+        if r.data.tags[t.TAG_STRATEGY] != "scratch"
+    }
+    assert boundaries == set(range(stages + 1))
+    labels = {r.data.tags[t.TAG_STRATEGY_LABEL] for r in confirm}
+    assert labels == {"scratch", "finetune", "freeze-1", "freeze-2", "freeze-3", "linear-probe"}
+    per_label = {
+        lb: [r for r in confirm if r.data.tags[t.TAG_STRATEGY_LABEL] == lb] for lb in labels
+    }
+    assert {len(runs) for runs in per_label.values()} == {SMOKE.target.seeds}
+    assert parent.data.params["search_trials"] == str(SEARCH_TRIALS)
+    assert (
+        "1 trials per (size, architecture, strategy label)" in parent.data.params["tuning_budget"]
+    )
+    assert {"seconds_pretrain", "seconds_search", "seconds_confirm"} <= set(parent.data.metrics)
 
 
 def test_best_freeze_json_has_one_entry_per_size(smoke):
@@ -111,8 +146,29 @@ def test_best_freeze_json_has_one_entry_per_size(smoke):
     answer = json.loads(done.stdout)
     assert [a["size"] for a in answer] == [str(s) for s in SMOKE.target.sizes]
     assert answer[0]["best"]["strategy"] and 0 <= answer[0]["best"]["test_acc"] <= 1
+    ranking = answer[0]["ranking"]
+    assert {(e["arch"], e["strategy"]) for e in ranking} == {(lb.arch, lb.name) for lb in LABELS}
+    for entry in ranking:
+        assert len(entry["per_seed"]) == SMOKE.target.seeds
+        assert {"test_acc", "ci95", "freeze", "top_group", "vs_best"} <= set(entry)
+    assert ranking[0]["vs_best"] is None and all(e["vs_best"] for e in ranking[1:])
+    assert answer[0]["best"]["strategy"] in " ".join(answer[0]["top_group"])
     named = run_cli(["best-freeze", "--experiment", "smoke"], cwd=work)
     assert named.returncode == 0 and "best strategy" in named.stdout
+
+
+def test_best_freeze_plot_writes_the_pictures_also_logged_to_the_study_run(smoke):
+    work, _, client = smoke
+    done = run_cli(["best-freeze", "--all", "--plot", "answer.png"], cwd=work)
+    assert done.returncode == 0, done.stderr
+    assert (work / "answer.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "top group" in done.stdout and "answer.png" in done.stdout
+    experiment = client.get_experiment_by_name("smoke")
+    (parent,) = client.search_runs([experiment.experiment_id], f"tags.{t.TAG_RUN_TYPE} = 'study'")
+    logged = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
+    assert {"report/accuracy_by_boundary.png", "report/accuracy_by_size.png"} <= logged
+    bad = run_cli(["best-freeze", "--plot", "no/such/folder/a.png"], cwd=work)
+    assert bad.returncode == 2 and "does not exist" in bad.stderr
 
 
 def test_pretraining_is_recorded_once_and_reused(smoke):

@@ -49,9 +49,10 @@ class Key:
     PHASE = "phase"
     DATASET = "dataset"
     OPTUNA_TRIAL = "optuna_trial"
+    STRATUM = "stratum"  # the Optuna study (size, architecture, strategy label) it came from
 
 
-DRIVER_KEYS = (Key.PHASE, Key.DATASET, Key.OPTUNA_TRIAL)
+DRIVER_KEYS = (Key.PHASE, Key.DATASET, Key.OPTUNA_TRIAL, Key.STRATUM)
 
 
 class Report:
