@@ -143,6 +143,7 @@ class TrainingConfig(Strict):
     batch_size: int = Field(32, ge=1)
     feature_cache: bool = Field(True, description="reuse frozen stages' outputs (exact)")
     lp_frac: float = Field(0.5, gt=0, lt=1, description="lp-ft: share of steps linear-probing")
+    optimizer: Literal["sgd", "adam"] = "sgd"  # of the trials (pretraining uses SGD)
 
     @model_validator(mode="after")
     def _last_bucket_open(self):

@@ -42,6 +42,7 @@ def stratum_constants(config: StudyConfig, target: TargetData, size: int | None)
         Key.FEATURE_CACHE: config.training.feature_cache,
         Key.CACHE_DIR: str(Path(config.stores.features).resolve()),
         Key.LP_FRAC: config.training.lp_frac,
+        Key.OPTIMIZER: config.training.optimizer,
     }
 
 

@@ -65,6 +65,7 @@ TRIAL_PARAMS = (
     Key.KNN_K,
     Key.KNN_METRIC,
     Key.AUGMENT,
+    Key.OPTIMIZER,
 )
 # Metrics: these names of the trials' reports (the completed flag is a tag, trial_state)
 METRIC_VAL_ACC = Report.VAL_ACC

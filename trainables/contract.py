@@ -39,6 +39,7 @@ class Key:
     LAYER_DECAY = "layer_decay"
     FT_LR_MULT = "ft_lr_mult"
     LP_FRAC = "lp_frac"
+    OPTIMIZER = "optimizer"
     C = "C"
     KNN_K = "knn_k"
     KNN_METRIC = "knn_metric"
@@ -95,6 +96,7 @@ class TrialConfig:
     layer_decay: float = 1.0  # backbone lr decay per stage toward the input (1: none)
     ft_lr_mult: float = 0.1  # lp-ft: the fine-tune phase's lr, relative to `lr`
     lp_frac: float = 0.5  # lp-ft: share of the steps spent linear-probing
+    optimizer: str = "sgd"  # sgd | adam (trainables.loops)
     C: float = 1.0  # logreg, svm: inverse regularisation strength
     knn_k: int = 5  # knn: neighbours (capped at the training set's size)
     knn_metric: str = "euclidean"  # knn: euclidean | cosine

@@ -76,7 +76,7 @@ class PhaseRun:
         groups = param_groups(
             model, spec, phase.lr, phase.backbone_lr_mult, cfg.weight_decay, phase.layer_decay
         )
-        self.optimizer, self.scheduler = make_optimizer(groups, phase.steps)
+        self.optimizer, self.scheduler = make_optimizer(groups, phase.steps, cfg.optimizer)
         self.remaining = phase.steps
         self.trainable = count_params(model, trainable_only=True)
 
