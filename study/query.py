@@ -133,6 +133,23 @@ def clear_winner(entries: list[dict]) -> bool | None:
     return None if diff.ci95 is None else diff.excludes_zero
 
 
+def pretraining_gain(entries: list[dict]) -> dict | None:
+    """The best pretrained (architecture, label) against the best scratch one, paired over
+    seeds: what the source task is worth at this size (None without both kinds)."""
+    pretrained = [e for e in entries if e.get("family") != "scratch"]
+    scratch = [e for e in entries if e.get("family") == "scratch"]
+    if not pretrained or not scratch:
+        return None
+    diff = paired_difference(pretrained[0]["per_seed"], scratch[0]["per_seed"])
+    return {
+        "pretrained": f"{pretrained[0]['arch']} {pretrained[0]['strategy']}",
+        "scratch": f"{scratch[0]['arch']} {scratch[0]['strategy']}",
+        "diff": diff.mean,
+        "ci95": list(diff.ci95) if diff.ci95 else None,
+        "clear": diff.excludes_zero,
+    }
+
+
 def best_per_size(rows: list[dict]) -> list[dict]:
     """The answer: for every dataset and size, the best (architecture, strategy label), the
     runner-up, the paired verdict (is the best clear of the runner-up, seed by seed?), the
@@ -152,6 +169,7 @@ def best_per_size(rows: list[dict]) -> list[dict]:
                 "clear_winner": clear_winner(entries),
                 "verdict_test": "paired t over seeds, 95%; top group: Holm-corrected, 5%",
                 "top_group": [f"{e['arch']} {e['strategy']}" for e in entries if e["top_group"]],
+                "pretraining_gain": pretraining_gain(entries),
                 "ranking": entries,  # every (architecture, strategy) confirmed, best first
             }
         )

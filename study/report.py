@@ -37,6 +37,15 @@ def _difference(entry: dict | None) -> str:
     return text
 
 
+def gain_cell(gain: dict | None) -> str:
+    if gain is None:
+        return "-"
+    text = f"{gain['diff']:+.3f}"
+    if gain["ci95"] is not None:
+        text += f" [{gain['ci95'][0]:+.3f}, {gain['ci95'][1]:+.3f}]"
+    return text
+
+
 def top_group_cell(names: list[str], shown: int = 3) -> str:
     """The first few members of the top group (the JSON and --all list every one)."""
     if len(names) <= shown:
@@ -68,6 +77,7 @@ def best_freeze_table(answer: list[dict]) -> str:
             "seeds",
             "verdict",
             "top group (Holm, 5%)",
+            "pretrained - scratch [paired 95% CI]",
         )
     ]
     for item in answer:
@@ -84,6 +94,7 @@ def best_freeze_table(answer: list[dict]) -> str:
                 str(item["best"]["seeds"]),
                 VERDICTS[item["clear_winner"]],
                 top_group_cell(item.get("top_group", [])),
+                gain_cell(item.get("pretraining_gain")),
             )
         )
     return _columns(rows)

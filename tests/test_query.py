@@ -88,3 +88,16 @@ def test_holm_adjusts_step_down_and_stays_monotone():
 
     assert holm([0.01, 0.04, 0.03]) == [0.03, 0.06, 0.06]
     assert holm([0.5]) == [0.5]
+
+
+def test_pretraining_gain_pairs_the_best_pretrained_with_the_best_scratch_seed_by_seed():
+    rows = []
+    for seed, hard in enumerate([0.50, 0.62, 0.55]):
+        rows.append({**row("1", "scratch", hard, seed), "family": "scratch"})
+        rows.append({**row("1", "scratch", hard - 0.05, seed, arch="cnn4"), "family": "scratch"})
+        rows.append({**row("1", "freeze-2", hard + 0.12, seed), "family": "freeze-b"})
+    (one,) = best_per_size(rows)
+    gain = one["pretraining_gain"]
+    assert gain["pretrained"] == "lenet5 freeze-2" and gain["scratch"] == "lenet5 scratch"
+    assert abs(gain["diff"] - 0.12) < 1e-9 and gain["clear"] is True
+    assert "+0.120" in best_freeze_table([one])
