@@ -62,15 +62,8 @@ def define(
     arch = trial.suggest_categorical("arch", list(stages))
     names = list_strategies() if strategies is None else strategies
     strategy = trial.suggest_categorical("strategy", list(names))
-    spec = get_strategy(strategy)
-    freeze = suggest_freeze(trial, spec, arch, stages[arch])
-    config = {Key.ARCH: arch, Key.STRATEGY: strategy, Key.FREEZE: freeze}
-    if spec.classical:
-        # No gradient training: lr and weight decay do not apply.
-        config |= {Key.LR: 0.0, Key.BACKBONE_LR_MULT: 0.0, Key.WEIGHT_DECAY: 0.0}
-    else:
-        config |= suggest_rates(trial, spec, ranges)
-    return config | spec.suggest(trial, ranges)
+    freeze = suggest_freeze(trial, get_strategy(strategy), arch, stages[arch])
+    return define_label(trial, arch, strategy, freeze, ranges)
 
 
 def define_label(trial, arch: str, strategy: str, freeze: int, ranges: Ranges = Ranges()) -> dict:
@@ -80,6 +73,7 @@ def define_label(trial, arch: str, strategy: str, freeze: int, ranges: Ranges = 
     spec = get_strategy(strategy)
     config = {Key.ARCH: arch, Key.STRATEGY: strategy, Key.FREEZE: freeze}
     if spec.classical:
+        # No gradient training: lr and weight decay do not apply.
         config |= {Key.LR: 0.0, Key.BACKBONE_LR_MULT: 0.0, Key.WEIGHT_DECAY: 0.0}
     else:
         config |= suggest_rates(trial, spec, ranges)

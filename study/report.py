@@ -17,13 +17,14 @@ def _name(entry: dict | None) -> str:
     return "-" if entry is None else f"{entry['arch']} {entry['strategy']}"
 
 
+def _value(value: float, ci95: list[float] | None, sign: str = "") -> str:
+    """`0.912 [0.890, 0.934]`; with sign "+", differences: `+0.012 [-0.003, +0.027]`."""
+    text = f"{value:{sign}.3f}"
+    return text if ci95 is None else f"{text} [{ci95[0]:{sign}.3f}, {ci95[1]:{sign}.3f}]"
+
+
 def _accuracy(entry: dict | None) -> str:
-    if entry is None:
-        return "-"
-    text = f"{entry['test_acc']:.3f}"
-    if entry["ci95"] is not None:
-        text += f" [{entry['ci95'][0]:.3f}, {entry['ci95'][1]:.3f}]"
-    return text
+    return "-" if entry is None else _value(entry["test_acc"], entry["ci95"])
 
 
 def _difference(entry: dict | None) -> str:
@@ -31,19 +32,12 @@ def _difference(entry: dict | None) -> str:
     if entry is None or not entry.get("vs_best"):
         return "-"
     vs = entry["vs_best"]
-    text = f"{-vs['diff']:+.3f}"
-    if vs["ci95"] is not None:
-        text += f" [{-vs['ci95'][1]:+.3f}, {-vs['ci95'][0]:+.3f}]"
-    return text
+    flipped = None if vs["ci95"] is None else [-vs["ci95"][1], -vs["ci95"][0]]
+    return _value(-vs["diff"], flipped, "+")
 
 
 def gain_cell(gain: dict | None) -> str:
-    if gain is None:
-        return "-"
-    text = f"{gain['diff']:+.3f}"
-    if gain["ci95"] is not None:
-        text += f" [{gain['ci95'][0]:+.3f}, {gain['ci95'][1]:+.3f}]"
-    return text
+    return "-" if gain is None else _value(gain["diff"], gain["ci95"], "+")
 
 
 def top_group_cell(names: list[str], shown: int = 3) -> str:
