@@ -14,7 +14,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from study import tracking as t
 from study.config_file import load_preset
 from study.confirm_phase import confirm_budget
-from study.search_phase import search_budget
+from study.search_phase import search_budget, search_labels
 from study.stores import sqlalchemy_url
 from tests.conftest import ROOT
 
@@ -58,7 +58,7 @@ def test_smoke_study_on_postgresql(postgres, tmp_path):
     assert all(run.info.status == "FINISHED" for run in children)
 
     summaries = optuna.get_all_study_summaries(sqlalchemy_url(optuna_db))
-    assert len(summaries) == len(SMOKE.target.sizes)
+    assert len(summaries) == len(SMOKE.target.sizes) * len(search_labels(SMOKE))
     assert sum(s.n_trials for s in summaries) >= search_trials
     # MLflow's tables are not in Optuna's database, nor the other way round.
     import psycopg2

@@ -30,6 +30,7 @@ from optuna.trial import TrialState
 from search_spaces.transfer import coverage_points, define
 from study import tracking as t
 from study.config_file import load_preset
+from study.confirm_phase import confirm_budget
 from study.searcher import INTERRUPTED, StratifiedOptunaSearch, Stratum, create_stratum_study
 from study.trial_logger import MlflowTrialLogger
 from tests import helpers
@@ -339,7 +340,7 @@ def test_study_killed_mid_phase_resumes_without_duplicates(tmp_path, moment):
         r for r in children if r.data.tags[t.TAG_PHASE] == "confirm" and r.info.status == "FINISHED"
     ]
     assert len(search) >= 1
-    assert len(confirm) == len(SMOKE.search.strategies) * SMOKE.target.seeds
+    assert len(confirm) == confirm_budget(SMOKE)
 
     storage = f"sqlite:///{work / 'optuna.db'}"
     for summary in optuna.get_all_study_summaries(storage):
@@ -351,6 +352,6 @@ def test_study_killed_mid_phase_resumes_without_duplicates(tmp_path, moment):
             for trial in study.trials
             if trial.state != TrialState.WAITING and not trial.user_attrs.get(INTERRUPTED)
         ]
-        assert len(counted) == 6
+        assert len(counted) == config["search"]["trials_per_label"]
     # The Ray experiment was restored, not started again: one folder per phase.
     assert len(list((work / "ray_results").glob("*-search"))) == 1
