@@ -46,6 +46,8 @@ def _size_value(size: str, largest: float) -> float:
 
 
 def draw_by_boundary(answer: list[dict], panels: list) -> None:
+    from matplotlib.ticker import MaxNLocator
+
     archs = sorted({e["arch"] for item in answer for e in item["ranking"]})
     for axes, arch in zip(panels, archs, strict=False):
         for item in answer:
@@ -63,6 +65,7 @@ def draw_by_boundary(answer: list[dict], panels: list) -> None:
                 )
                 _band(axes, [e["freeze"] for e in points], points, label)
         axes.set_title(arch)
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.set_xlabel("freeze boundary b (stages frozen; 0 = fine-tune all)")
         axes.set_ylabel("mean test accuracy over seeds")
         axes.grid(alpha=0.3)
