@@ -86,12 +86,18 @@ def client_for(tracking_uri: str) -> MlflowClient:
     return MlflowClient(tracking_uri=sqlalchemy_url(tracking_uri))
 
 
+# MLflow 3's UI opens an experiment in its GenAI view unless it says it holds model training.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+
+
 def ensure_experiment(client: MlflowClient, name: str, artifacts: str) -> str:
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
     location = Path(artifacts).resolve().as_uri() if "://" not in artifacts else artifacts
-    return client.create_experiment(name, artifact_location=f"{location.rstrip('/')}/{name}")
+    return client.create_experiment(
+        name, artifact_location=f"{location.rstrip('/')}/{name}", tags=EXPERIMENT_KIND
+    )
 
 
 def now_ms() -> int:

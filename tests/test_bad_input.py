@@ -6,7 +6,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import run_cli
+from tests.conftest import ROOT, run_cli
 
 CASES = {
     "unknown architecture": (
@@ -98,3 +98,18 @@ def test_best_freeze_without_a_store_says_so_and_creates_none(workdir):
 def test_missing_config_file(workdir):
     done = run_cli(["run", "--config", "absent.yaml"], cwd=workdir)
     assert_one_line_exit_2(done, ["config file absent.yaml does not exist"])
+
+
+def test_python_dash_m_study_works_like_the_study_command():
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "study", "validate", "--preset", "smoke"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "valid study config (smoke)" in done.stdout

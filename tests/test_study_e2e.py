@@ -64,6 +64,8 @@ def test_mlflow_has_one_parent_and_one_child_per_trial(smoke):
     experiment = client.get_experiment_by_name("smoke")
     parents = client.search_runs([experiment.experiment_id], f"tags.{t.TAG_RUN_TYPE} = 'study'")
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    # Opens in MLflow 3's model-training view, not the GenAI one.
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     children = child_runs(client, parents[0].info.run_id)
     search = [r for r in children if r.data.tags[t.TAG_PHASE] == "search"]
     confirm = [r for r in children if r.data.tags[t.TAG_PHASE] == "confirm"]
