@@ -272,7 +272,8 @@ def test_study_killed_mid_phase_resumes_without_duplicates(tmp_path, moment):
     work = tmp_path / "work"
     work.mkdir()
     config = SMOKE.model_dump(mode="json")
-    config["search"]["trials_per_label"] = 1
+    # Two trials per label: a trial lost with the killed driver leaves its label one result.
+    config["search"]["trials_per_label"] = 2
     config["training"]["reports"] = 3
     config["training"]["steps"] = [{"up_to": None, "steps": 30}]
     (work / "study.yaml").write_text(json.dumps(config))
