@@ -65,10 +65,10 @@ def make_searcher(config: StudyConfig, target: TargetData, study_key: str):
     sampler's seed is fixed per study, so the proposals do not depend on timing."""
     ranges = config.search.ranges()
     budget = config.search.trials_per_label
-    strata = []
+    strata, labels_of_study = [], search_labels(config)
     for index, size in enumerate(config.sizes()):
         constants = stratum_constants(config, target, size)
-        for number, label in enumerate(search_labels(config)):
+        for number, label in enumerate(labels_of_study):
             name = f"{study_key}.size-{constants[Key.SIZE]}.{label.arch}.{label.name}"
             startup = grid_points(label.strategy, ranges, budget)
             seed = config.search.seed + 1000 * index + number

@@ -15,11 +15,14 @@ ROOT = Path(__file__).resolve().parent.parent
 STUDY = [sys.executable, str(ROOT / "study" / "run.py")]
 
 
-def run_cli(args: list[str], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
-    """`python study/run.py ARGS` in `cwd`, the way `study ...` runs on a user's machine."""
+def run_cli(
+    args: list[str], cwd: Path, timeout: float = 600, command: list[str] = STUDY
+) -> subprocess.CompletedProcess:
+    """`python study/run.py ARGS` (or `command` ARGS) in `cwd`, the way `study ...` runs
+    on a user's machine."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "RAY_ADDRESS"))}
     return subprocess.run(
-        STUDY + args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+        command + args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
     )
 
 

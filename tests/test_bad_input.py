@@ -101,15 +101,10 @@ def test_missing_config_file(workdir):
 
 
 def test_python_dash_m_study_works_like_the_study_command():
-    import subprocess
     import sys
 
-    done = subprocess.run(
-        [sys.executable, "-m", "study", "validate", "--preset", "smoke"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    done = run_cli(
+        ["validate", "--preset", "smoke"], cwd=ROOT, command=[sys.executable, "-m", "study"]
     )
     assert done.returncode == 0, done.stderr
     assert "valid study config (smoke)" in done.stdout
