@@ -17,12 +17,12 @@ from study.config import StudyConfig
 from study.confirm_phase import confirm_budget, run_confirm
 from study.query import best_per_size, study_confirm_rows
 from study.resume import study_to_resume
+from study.runtime import ray_runtime
 from study.search_phase import run_search, search_budget
 from study.sources import pretrain_sources
 from study.stores import redact
 from study.target import load_checked_target
 from study.trial_logger import MlflowTrialLogger
-from study.tuner import ray_runtime
 from trainables.registry import get_arch
 
 
@@ -85,6 +85,13 @@ def run_study(config: StudyConfig, log=print, resume: bool = False) -> list[dict
     clock = PhaseClock()
     with clock.phase("load"):  # bad input stops here, before any store is touched
         target = load_checked_target(config)
+    # Joined or started before the stores are touched: a cluster that cannot hold one
+    # trial stops the study here, with nothing written.
+    with ray_runtime(config, log):
+        return _run_in_runtime(config, target, clock, log, resume)
+
+
+def _run_in_runtime(config: StudyConfig, target, clock: PhaseClock, log, resume: bool):
     stages = {arch: get_arch(arch).num_stages for arch in config.search.architectures}
     client = tracking.client_for(config.stores.mlflow)
     experiment_id, parent, finished = open_study_run(client, config, resume, log)
@@ -95,13 +102,10 @@ def run_study(config: StudyConfig, log=print, resume: bool = False) -> list[dict
             sources = pretrain_sources(config, client, log)
         logger = MlflowTrialLogger(client, experiment_id, parent, stages, strategy_label)
         study_key = f"{config.name}.{parent[:8]}"
-        with ray_runtime(config):
-            with clock.phase("search"):
-                results = run_search(config, study_key, target, sources, logger, log)
-            with clock.phase("confirm"):
-                run_confirm(
-                    config, study_key, target, sources, results, logger, client, parent, log
-                )
+        with clock.phase("search"):
+            results = run_search(config, study_key, target, sources, logger, log)
+        with clock.phase("confirm"):
+            run_confirm(config, study_key, target, sources, results, logger, client, parent, log)
         with clock.phase("report"):
             answer = finish_report(client, parent, log)
         log(clock.summary())

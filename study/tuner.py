@@ -11,10 +11,8 @@ unfinished ones continue from their latest checkpoint, errored ones stay errored
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import ray
@@ -49,48 +47,6 @@ PROGRESS_METRICS = {
     Report.VAL_ACC: "val_acc",
     Report.TEST_ACC: "test_acc",
 }
-
-
-# Parent folder of the local runtime's temp dir (default /tmp): keep it short, Ray's socket
-# names must fit in 107 bytes.
-ENV_RAY_TMP = "STUDY_RAY_TMPDIR"
-
-
-@contextlib.contextmanager
-def ray_runtime(config: StudyConfig):
-    """Join the cluster when RAY_ADDRESS says so; else start a local runtime in a temp dir
-    of its own, removed afterwards."""
-    if ray.is_initialized():
-        yield
-        return
-    if os.environ.get("RAY_ADDRESS"):
-        ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=False)
-        try:
-            yield
-        finally:
-            ray.shutdown()
-        return
-    with local_ray(config.resources.num_cpus, os.environ.get(ENV_RAY_TMP, "/tmp")):
-        yield
-
-
-@contextlib.contextmanager
-def local_ray(num_cpus: int | None, parent: str = "/tmp", prefix: str = "ray-study-"):
-    """A local Ray runtime in a temp dir of its own, which is removed afterwards (only
-    that one: never a Ray folder somebody else created)."""
-    temp_dir = tempfile.mkdtemp(prefix=prefix, dir=parent)
-    ray.init(
-        num_cpus=num_cpus,
-        _temp_dir=temp_dir,
-        include_dashboard=False,
-        log_to_driver=False,
-        configure_logging=False,
-    )
-    try:
-        yield
-    finally:
-        ray.shutdown()
-        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def _trainable(config: StudyConfig, target, sources):

@@ -41,7 +41,8 @@ def test_cluster_yaml_has_gpu_worker_types_and_no_trials_on_the_head():
     workers = {k: v for k, v in config["available_node_types"].items() if k != head}
     assert workers and all(node["resources"].get("GPU", 0) >= 1 for node in workers.values())
     server = next(c for c in config["head_start_ray_commands"] if "mlflow server" in c)
-    assert "STUDY_MLFLOW_DB" in server and "hostname -I" in server  # private IP, PG from env
+    assert "STUDY_MLFLOW_DB" in server  # PostgreSQL from the environment
+    assert "--host 127.0.0.1" in server  # no open port on the cluster network
 
 
 def test_validation_rejects_an_unknown_key():

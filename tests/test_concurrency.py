@@ -22,10 +22,11 @@ from search_spaces.strategies import strategy_label
 from search_spaces.transfer import define
 from study import tracking
 from study.config_file import load_preset
+from study.runtime import local_ray
 from study.searcher import StratifiedOptunaSearch, Stratum, create_stratum_study
 from study.stores import sqlalchemy_url
 from study.trial_logger import MlflowTrialLogger
-from study.tuner import local_ray, run_config
+from study.tuner import run_config
 from tests.tiny_trainables import TRIALS, at_the_same_moment, breaks
 
 pytestmark = pytest.mark.ray
