@@ -120,6 +120,7 @@ def cmd_best_freeze(args) -> int:
 def cmd_pretrain(args) -> int:
     from study import tracking
     from study.sources import pretrain_sources
+    from study.tuner import ray_runtime
 
     config = _study_config(args)
     if args.arch:
@@ -130,7 +131,8 @@ def cmd_pretrain(args) -> int:
         )
         check_names(config, "--arch")
     client = tracking.client_for(config.stores.mlflow)
-    pretrain_sources(config, client, log=lambda line: print(line, flush=True))
+    with ray_runtime(config):  # each architecture trains in a Ray task
+        pretrain_sources(config, client, log=lambda line: print(line, flush=True))
     return 0
 
 

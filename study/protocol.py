@@ -91,11 +91,11 @@ def run_study(config: StudyConfig, log=print, resume: bool = False) -> list[dict
     if finished:
         return best_per_size(study_confirm_rows(client, parent))
     try:
-        with clock.phase("pretrain"):
-            sources = pretrain_sources(config, client, log)
         logger = MlflowTrialLogger(client, experiment_id, parent, stages, strategy_label)
         study_key = f"{config.name}.{parent[:8]}"
-        with ray_runtime(config):
+        with ray_runtime(config):  # pretraining runs in Ray tasks too
+            with clock.phase("pretrain"):
+                sources = pretrain_sources(config, client, log)
             with clock.phase("search"):
                 results = run_search(config, study_key, target, sources, logger, log)
             with clock.phase("confirm"):
