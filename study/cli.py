@@ -119,6 +119,7 @@ def cmd_best_freeze(args) -> int:
 
 def cmd_pretrain(args) -> int:
     from study import tracking
+    from study.runtime import ray_runtime
     from study.sources import pretrain_sources
 
     config = _study_config(args)
@@ -130,7 +131,8 @@ def cmd_pretrain(args) -> int:
         )
         check_names(config, "--arch")
     client = tracking.client_for(config.stores.mlflow)
-    pretrain_sources(config, client, log=lambda line: print(line, flush=True))
+    with ray_runtime(config):  # each architecture trains in a Ray task
+        pretrain_sources(config, client, log=lambda line: print(line, flush=True))
     return 0
 
 

@@ -98,10 +98,10 @@ def _run_in_runtime(config: StudyConfig, target, clock: PhaseClock, log, resume:
     if finished:
         return best_per_size(study_confirm_rows(client, parent))
     try:
-        with clock.phase("pretrain"):
-            sources = pretrain_sources(config, client, log)
         logger = MlflowTrialLogger(client, experiment_id, parent, stages, strategy_label)
         study_key = f"{config.name}.{parent[:8]}"
+        with clock.phase("pretrain"):  # in Ray tasks, one per architecture
+            sources = pretrain_sources(config, client, log)
         with clock.phase("search"):
             results = run_search(config, study_key, target, sources, logger, log)
         with clock.phase("confirm"):

@@ -1,8 +1,9 @@
 """Where a trial's starting weights come from, and the pretrain stage that makes them.
 
-`source.weights: study` pretrains every architecture once on the source task (cached by
-architecture, source, seed and settings; recorded in MLflow's `source-pretraining`
-experiment) and hands the checkpoints to the trials through Ray's object store;
+`source.weights: study` pretrains every architecture once on the source task, each in a
+Ray task of its own (cached by architecture, source, seed and settings; recorded in
+MLflow's `source-pretraining` experiment) and hands the checkpoints to the trials through
+Ray's object store;
 `source.weights: torchvision` has each trial load the architecture's ImageNet weights
 from the local torch cache. A strategy that needs no source weights (scratch) starts
 from random initialisation either way.
@@ -13,10 +14,19 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
+import ray
+
 from search_spaces.strategies import get_strategy
 from study import tracking
 from study.config import ConfigError, StudyConfig
-from trainables.pretrain import PretrainSettings, pretrain
+from trainables.pretrain import (
+    PretrainSettings,
+    Trained,
+    cached_checkpoint,
+    checkpoint_path,
+    pretrain_task,
+    save_checkpoint,
+)
 from trainables.registry import get_arch
 
 
@@ -66,22 +76,53 @@ def pretrain_settings(config: StudyConfig) -> PretrainSettings:
 
 
 def pretrain_sources(config: StudyConfig, client, log=print) -> dict[str, dict]:
-    """Source checkpoints for every architecture, trained once and cached."""
+    """Source checkpoints for every architecture, trained once and cached.
+
+    Needs the Ray runtime (study.runtime.ray_runtime): every architecture not in the cache
+    trains in a Ray task of its own, all at once, with a trial's resources (a GPU where
+    trials get one). The driver writes the cache file from what a task returns, so the
+    cache sits where the driver runs, whichever node trained the weights.
+    """
     needs_weights = any(get_strategy(s).needs_weights for s in config.search.strategies)
     if not needs_weights or config.source.weights == "torchvision":
         return {}  # torchvision weights: each trial loads them from the local torch cache
     settings = pretrain_settings(config)
-    sources = {}
+    cache_dir = Path(config.stores.checkpoints)
+    sources, running = {}, {}
     for arch in config.search.architectures:
-        checkpoint = pretrain(arch, settings, Path(config.stores.checkpoints), log=log)
-        if checkpoint.trained_now:
-            tracking.record_pretraining(
-                client, config.stores.artifacts, checkpoint, asdict(settings)
-            )
-        else:
-            log(
-                f"source checkpoint for {arch}: {checkpoint.path} (cached, "
-                f"source val_acc {checkpoint.val_acc:.3f})"
-            )
+        checkpoint = cached_checkpoint(checkpoint_path(cache_dir, arch, settings))
+        if checkpoint is None:
+            running[launch_pretraining(config, arch, settings)] = arch
+            continue
+        log(
+            f"source checkpoint for {arch}: {checkpoint.path} (cached, "
+            f"source val_acc {checkpoint.val_acc:.3f})"
+        )
         sources[arch] = checkpoint.state_dict
-    return sources
+    while running:  # in the order they finish
+        [done], _ = ray.wait(list(running), num_returns=1)
+        arch = running.pop(done)
+        trained: Trained = ray.get(done)
+        for line in trained.log:
+            log(line)
+        checkpoint = save_checkpoint(checkpoint_path(cache_dir, arch, settings), trained.saved)
+        tracking.record_pretraining(
+            client, config.stores.artifacts, checkpoint, asdict(settings), trained
+        )
+        log(
+            f"source checkpoint for {arch}: {checkpoint.path} (trained in "
+            f"{checkpoint.train_seconds:.0f} s, source val_acc {checkpoint.val_acc:.3f})"
+        )
+        sources[arch] = checkpoint.state_dict
+    return {arch: sources[arch] for arch in config.search.architectures}
+
+
+def launch_pretraining(config: StudyConfig, arch: str, settings: PretrainSettings):
+    """One pretraining Ray task with a trial's resources; returns its object ref."""
+    cpus = config.resources.cpu_per_trial
+    task = ray.remote(pretrain_task).options(
+        num_cpus=cpus,
+        num_gpus=config.resources.gpu_per_trial,
+        name=f"pretrain-{arch}",
+    )
+    return task.remote(arch, settings, int(cpus))

@@ -237,16 +237,21 @@ def log_folder(client: MlflowClient, run_id: str, folder: Path, artifact_path: s
     client.log_artifacts(run_id, str(folder), artifact_path=artifact_path)
 
 
-def record_pretraining(client: MlflowClient, artifacts: str, checkpoint, settings: dict) -> str:
-    """One MLflow run per source checkpoint trained, in an experiment of its own."""
+def record_pretraining(
+    client: MlflowClient, artifacts: str, checkpoint, settings: dict, task
+) -> str:
+    """One MLflow run per source checkpoint trained, in an experiment of its own; its start
+    and end are the Ray task's (trainables.pretrain.Trained), tagged with where it ran."""
     experiment_id = ensure_experiment(client, PRETRAIN_EXPERIMENT, artifacts)
     run = client.create_run(
         experiment_id,
-        start_time=now_ms(),
+        start_time=int(task.started * 1000),
         tags={
             TAG_RUN_TYPE: "pretrain",
             TAG_ARCH: checkpoint.arch,
             "checkpoint": str(checkpoint.path),
+            TAG_NODE_ID: task.node_id,
+            "pid": str(task.pid),
             MLFLOW_RUN_NAME: f"pretrain-{checkpoint.arch}",
         },
     )
@@ -258,5 +263,5 @@ def record_pretraining(client: MlflowClient, artifacts: str, checkpoint, setting
             Metric(METRIC_TRAIN_SECONDS, checkpoint.train_seconds, now_ms(), 0),
         ],
     )
-    client.set_terminated(run.info.run_id, "FINISHED")
+    client.set_terminated(run.info.run_id, "FINISHED", end_time=int(task.finished * 1000))
     return run.info.run_id

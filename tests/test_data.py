@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from trainables.datasets import load_target
 from trainables.glyphs import LETTERS, render_glyphs
@@ -53,3 +54,24 @@ def test_glyphs_are_deterministic_balanced_letters():
     other, _ = render_glyphs(104, seed=8)
     assert np.array_equal(images, again) and not np.array_equal(images, other)
     assert 0.02 < images.mean() < 0.5  # a letter was drawn, not an empty or full canvas
+
+
+def test_digits_kept_as_stored_give_the_inputs_of_converting_at_load():
+    """The trial's inputs are bit for bit those of the former load-time conversion: 8x8
+    levels / 16, upsampled to 32x32, clamped, then resized to the input size, normalised."""
+    from sklearn.datasets import load_digits
+
+    from trainables.datasets import Preprocessing, normalise
+    from trainables.datasets.images import resize_and_crop
+    from trainables.datasets.splits import split_pool
+
+    prep = Preprocessing(size=48, channels=3)
+    digits = load_digits()
+    small = torch.from_numpy(digits.images.astype(np.float32) / 16.0)[:, None]
+    big = resize_and_crop(small, 32).clamp(0, 1).expand(-1, 3, -1, -1)
+    at_load = normalise(resize_and_crop(big, 48).clamp(0, 1).numpy(), prep)
+    held, pool = split_pool("digits", [str(d) for d in range(10)], digits.target, 10, 20)
+    target = load_target("digits", 10, 20, prep=prep)
+    assert target.pool.data.dtype == np.uint8  # what the object store holds
+    assert np.array_equal(target.pool.x, at_load[pool])
+    assert np.array_equal(target.test.tensors()[0].numpy(), at_load[held["test"]])

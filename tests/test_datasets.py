@@ -243,3 +243,35 @@ def test_adding_a_dataset_is_one_module(tmp_path, monkeypatch):
     finally:
         sys.modules.pop(module, None)
         vars(datasets_package).pop("tiny_target", None)
+
+
+def test_the_target_is_kept_as_stored_at_least_4x_smaller_than_float32_inputs(tmp_path):
+    """The object store carries uint8 at the stored resolution; the trial's inputs are the
+    gpu-cluster preset's (RGB, ImageNet statistics, 96 px)."""
+    from trainables.datasets.registry import Request
+    from trainables.datasets.torchvision import from_arrays
+
+    prep = preprocessing_for("torchvision:ResNet18_Weights.IMAGENET1K_V1", size=96)
+    fake_mnist(tmp_path)
+    mnist = load_target("torchvision:MNIST", 2, 2, prep=prep, root=tmp_path)
+    rng = np.random.default_rng(0)
+    cifar_shaped = from_arrays(  # CIFAR-10's images: 32x32 RGB
+        Request("torchvision", "CIFAR10", 2, 3, prep, tmp_path, False),
+        (rng.integers(0, 256, (100, 3, 32, 32), dtype=np.uint8), np.arange(100) % 10),
+        (rng.integers(0, 256, (40, 3, 32, 32), dtype=np.uint8), np.arange(40) % 10),
+        [str(i) for i in range(10)],
+    )
+    digits = load_target("digits", 10, 20)
+    for data, stored in ((mnist, (1, 28, 28)), (cifar_shaped, (3, 32, 32)), (digits, (1, 8, 8))):
+        splits = (data.pool, data.val, data.test)
+        assert all(s.data.dtype == np.uint8 and s.data.shape[1:] == stored for s in splits)
+        inputs = data.pool.x
+        assert (
+            inputs.dtype == np.float32
+            and inputs.shape[1:] == (data.in_channels,) + (data.image_size,) * 2
+        )
+        images = sum(len(s) for s in splits)
+        float32_at_input_size = images * data.in_channels * data.image_size**2 * 4
+        payload = sum(s.data.nbytes for s in splits)
+        assert float32_at_input_size >= 4 * payload
+        assert data.nbytes == payload + sum(s.y.nbytes for s in splits)

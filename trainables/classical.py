@@ -62,7 +62,7 @@ def fit_classical(cfg, spec, model, target, data, store, report):
             f"{cfg.strategy} needs the whole backbone frozen (freeze={spec.num_stages} for "
             f"{spec.name}), got {cfg.freeze}"
         )
-    test_x, test_y = (t.to(x.device) for t in target.test.tensors())
+    test_x, test_y = target.test.tensors(x.device)
     pooled, status = pooled_features(cfg, spec, model, store)
     train_features, val_features = pooled(x), pooled(val_x)
     labels = y.cpu().numpy()

@@ -144,8 +144,10 @@ def prepare(cfg: TrialConfig, target: TargetData, sources: dict[str, dict]):
 
     spec, model = build_trial_model(cfg, target, sources)
     model.to(device)
-    x, y = (t.to(device) for t in target.train_subset(cfg.size, cfg.seed).tensors())
-    val_x, val_y = (t.to(device) for t in target.val.tensors())
+    # The target arrives as stored (uint8); resizing and normalising happen here, on the GPU
+    # where the trial has one.
+    x, y = target.train_subset(cfg.size, cfg.seed).tensors(device)
+    val_x, val_y = target.val.tensors(device)
     if device.type == "cuda":
         model, x, val_x = (to_channels_last(t) for t in (model, x, val_x))
     return spec, model, (x, y, val_x, val_y), generator
@@ -200,7 +202,7 @@ def fit(
         if last:
             # test_acc only in the last report, of the weights with the best val_acc.
             model.load_state_dict(best_state)
-            test_x, test_y = (t.to(y.device) for t in target.test.tensors())
+            test_x, test_y = target.test.tensors(y.device)
             metrics[Report.TEST_ACC] = accuracy(run.net, run.inputs(test_x), test_y)
         if snapshots:
             state = (epoch, model, run, best_val, best_state, best_epoch, generator)

@@ -12,7 +12,8 @@ Targets (`target.dataset` of a study), one module each, found by the registry:
 
 Adding a dataset is one new module here whose loader is decorated with `@register(kind)`.
 The shared core: base.py (Preprocessing, Split, TargetData, DataError, normalise),
-splits.py (the one fixed, stratified split), images.py (the one resize-and-crop),
+splits.py (the one fixed, stratified split), images.py (the one resize-and-crop and
+conversion to model inputs),
 registry.py (register, parse_dataset, load_target); the source task is source.py and
 training-batch augmentation augment.py.
 
@@ -20,6 +21,8 @@ Every image is converted the same way (`Preprocessing`): to the channels the wei
 expect (grey or RGB), resized (shorter side) and centre-cropped to the study's input size,
 and normalised with the weights' own statistics: the rendered source's grey level for
 study-pretrained and scratch models, the torchvision weights' mean and std for those.
+The conversion happens inside the trial (`images.Encoding`): a target is kept as stored
+(uint8 at its own resolution, `images.store`), which is what Ray's object store carries.
 """
 
 from __future__ import annotations

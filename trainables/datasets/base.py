@@ -1,7 +1,8 @@
 """What every target dataset produces and how its images are normalised.
 
 `Preprocessing` says how raw images become model inputs (channels, size, normalisation);
-`TargetData` holds the fixed pool/validation/test splits every trial of a study shares;
+`TargetData` holds the fixed pool/validation/test splits every trial of a study shares
+(images as stored, made model inputs inside the trial);
 `DataError` is bad target data, one line naming the file or class and the problem (the
 driver loads the target before any trial starts, so it ends the study with exit code 2).
 """
@@ -9,9 +10,13 @@ driver loads the target before any trial starts, so it ends the study with exit 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:  # images.py imports this module
+    from trainables.datasets.images import Encoding
 
 IMAGE_SIZE = 32
 # Grey-level statistics of the rendered source task, applied to source and target alike
@@ -83,16 +88,44 @@ def normalise(images: np.ndarray, prep: Preprocessing | None = None) -> np.ndarr
 
 @dataclass(frozen=True)
 class Split:
-    """Normalised images (N, C, H, W) float32 and labels (N,) int64, as numpy arrays."""
+    """Images and labels (N,) int64, as numpy arrays. `data` holds the model inputs
+    themselves (N, C, H, W) float32, or, with an `encoding`, the images as stored (uint8 at
+    their own resolution: what the object store carries), which `tensors` turns into model
+    inputs wherever it is called (trainables.datasets.images.Encoding)."""
 
-    x: np.ndarray
+    data: np.ndarray
     y: np.ndarray
+    encoding: Encoding | None = None
 
     def __len__(self) -> int:
         return len(self.y)
 
-    def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return torch.from_numpy(self.x), torch.from_numpy(self.y)
+    @property
+    def channels(self) -> int:
+        return self.encoding.prep.channels if self.encoding else self.data.shape[1]
+
+    @property
+    def image_size(self) -> int:
+        return self.encoding.prep.size if self.encoding else self.data.shape[-1]
+
+    @property
+    def x(self) -> np.ndarray:
+        """The model inputs (N, C, H, W) float32, made on the CPU."""
+        return self.tensors()[0].numpy()
+
+    def tensors(self, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(model inputs, labels) on `device` (default: the CPU)."""
+        x, y = torch.from_numpy(self.data), torch.from_numpy(self.y)
+        if self.encoding is not None:
+            return self.encoding.decode(x, device), y.to(device)
+        return x.to(device), y.to(device)
+
+    def take(self, index: np.ndarray) -> Split:
+        return Split(self.data[index], self.y[index], self.encoding)
+
+    @property
+    def nbytes(self) -> int:
+        return self.data.nbytes + self.y.nbytes
 
 
 @dataclass(frozen=True)
@@ -116,11 +149,16 @@ class TargetData:
 
     @property
     def in_channels(self) -> int:
-        return self.pool.x.shape[1]
+        return self.pool.channels
 
     @property
     def image_size(self) -> int:
-        return self.pool.x.shape[-1]
+        return self.pool.image_size
+
+    @property
+    def nbytes(self) -> int:
+        """The bytes of its arrays: what a trial's object-store copy of the target holds."""
+        return self.pool.nbytes + self.val.nbytes + self.test.nbytes
 
     def class_counts(self) -> np.ndarray:
         return np.bincount(self.pool.y, minlength=self.num_classes)
@@ -147,4 +185,4 @@ class TargetData:
             for label in range(self.num_classes)
         ]
         index = np.sort(np.concatenate(picked))
-        return Split(self.pool.x[index], self.pool.y[index])
+        return self.pool.take(index)

@@ -1,9 +1,13 @@
-"""`glyphs`: the source task's 52 rendered letters as a target, from other renders."""
+"""`glyphs`: the source task's 52 rendered letters as a target, from other renders.
+
+Stored as float32 at 32x32: the renders carry noise added after the 8-bit drawing, so
+uint8 would change them.
+"""
 
 from __future__ import annotations
 
 from trainables.datasets.base import IMAGE_SIZE, TargetData
-from trainables.datasets.images import convert_array
+from trainables.datasets.images import store
 from trainables.datasets.registry import Request, register
 from trainables.datasets.splits import SPLIT_SEED, assemble, split_pool
 from trainables.glyphs import LETTERS, render_glyphs
@@ -18,4 +22,5 @@ def load(request: Request) -> TargetData:
     held, pool = split_pool(
         request.name, LETTERS, labels, request.val_per_class, request.test_per_class
     )
-    return assemble(request.name, LETTERS, convert_array(images, request.prep), labels, held, pool)
+    pixels, encoding = store(images, request.prep, divisor=1.0)
+    return assemble(request.name, LETTERS, pixels, labels, held, pool, encoding)

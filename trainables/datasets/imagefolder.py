@@ -2,7 +2,9 @@
 
 Images of any size and mode. `train/` with `val/` and/or `test/` subfolders are used as
 given (a missing one is carved out of `train/`); else the folder is one pool, split here.
-Every file is read when the target loads, so a bad one stops the study before any trial.
+Every file is read when the target loads, so a bad one stops the study before any trial,
+and resized there by PIL to the input size (images of many sizes need one shape); PIL's
+result is 8-bit, so the target is kept as uint8 and normalised inside the trial.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from trainables.datasets.base import DataError, Preprocessing, Split, TargetData, normalise
-from trainables.datasets.images import resize_and_crop
+from trainables.datasets.base import DataError, Preprocessing, Split, TargetData
+from trainables.datasets.images import Encoding, resize_and_crop
 from trainables.datasets.registry import Request, register
 from trainables.datasets.splits import assemble, carve, check_held_out, split_pool
 
@@ -53,7 +55,7 @@ def scan_imagefolder(folder: Path) -> tuple[list[str], list[Path], np.ndarray]:
 
 
 def read_image(path: Path, prep: Preprocessing) -> np.ndarray:
-    """One image file -> (channels, size, size) floats in [0, 1], or DataError naming it."""
+    """One image file -> (channels, size, size) uint8, or DataError naming it."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -64,16 +66,21 @@ def read_image(path: Path, prep: Preprocessing) -> np.ndarray:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise DataError(f"imagefolder: cannot read image {path}: {reason}") from None
     image = resize_and_crop(image, prep.size, prep.resize)
-    array = np.asarray(image, dtype=np.float32) / 255.0
+    array = np.asarray(image, dtype=np.uint8)
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
 
 
 def read_images(files: list[Path], prep: Preprocessing) -> np.ndarray:
-    """Model inputs (N, C, size, size), normalised."""
-    images = np.empty((len(files), prep.channels, prep.size, prep.size), np.float32)
+    """The images (N, C, size, size) uint8, channels, resize and crop done."""
+    images = np.empty((len(files), prep.channels, prep.size, prep.size), np.uint8)
     for i, path in enumerate(files):
         images[i] = read_image(path, prep)
-    return normalise(images, prep)
+    return images
+
+
+def encoding(prep: Preprocessing) -> Encoding:
+    """What is left for the trial: / 255, then normalisation."""
+    return Encoding(prep, 255.0, resized=True)
 
 
 def _read_split(folder: Path, classes: list[str], prep: Preprocessing) -> Split:
@@ -89,7 +96,7 @@ def _read_split(folder: Path, classes: list[str], prep: Preprocessing) -> Split:
         )
     index = {name: i for i, name in enumerate(classes)}
     labels = np.asarray([index[found[label]] for label in labels], dtype=np.int64)
-    return Split(read_images(files, prep), labels)
+    return Split(read_images(files, prep), labels, encoding(prep))
 
 
 def _given_splits(request: Request, given: dict[str, Path]) -> TargetData:
@@ -105,15 +112,13 @@ def _given_splits(request: Request, given: dict[str, Path]) -> TargetData:
         sum(parts.values()),
         " + ".join(parts) or "nothing",
     )
-    x = read_images(files, prep)
+    whole = Split(read_images(files, prep), labels, encoding(prep))
     carved, rest = carve(labels, parts)
-    held = {part: Split(x[index], labels[index]) for part, index in carved.items()}
+    held = {part: whole.take(index) for part, index in carved.items()}
     for part in ("val", "test"):
         if part in given:
             held[part] = _read_split(given[part], classes, prep)
-    return TargetData(
-        request.name, tuple(classes), Split(x[rest], labels[rest]), held["val"], held["test"]
-    )
+    return TargetData(request.name, tuple(classes), whole.take(rest), held["val"], held["test"])
 
 
 @register("imagefolder", argument="<path>")
@@ -130,4 +135,5 @@ def load(request: Request) -> TargetData:
     held, pool = split_pool(
         request.name, classes, labels, request.val_per_class, request.test_per_class
     )
-    return assemble(request.name, classes, read_images(files, request.prep), labels, held, pool)
+    images = read_images(files, request.prep)
+    return assemble(request.name, classes, images, labels, held, pool, encoding(request.prep))

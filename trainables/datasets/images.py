@@ -1,5 +1,11 @@
 """Raw images -> model inputs: channels, the shorter-side resize and the centre crop.
 
+A target is kept as stored (`store`: uint8 at the images' own resolution, capped at what
+the trial needs) and becomes model inputs inside the trial (`Encoding.decode`, on the
+trial's GPU where it has one): the object store then holds 1 byte per stored pixel
+instead of 4 per input pixel (CIFAR-10 at 96 px: 36x fewer bytes). Decoding runs the very
+operations loading ran before, in the same order, so the inputs are the same floats.
+
 `resize_and_crop` is the one place that decides the geometry of every target image: the
 shorter side is scaled to `short` (no side ends below it) and the centre `size` x `size`
 square is cut out. It has two resampling paths on purpose. Arrays (digits, glyphs,
@@ -11,13 +17,14 @@ shrinking), so merging them would change every study's inputs; only the geometry
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NamedTuple, TypeVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from trainables.datasets.base import Preprocessing, normalise
+from trainables.datasets.base import Preprocessing
 
 ImageT = TypeVar("ImageT")  # a torch tensor (N, C, H, W) or a PIL image
 
@@ -67,7 +74,8 @@ def resize_and_crop(image: ImageT, size: int, short: int | None = None) -> Image
 
 def _luma(rgb: torch.Tensor) -> torch.Tensor:
     """ITU-R 601-2 luma, as PIL's convert('L')."""
-    weights = torch.tensor([0.299, 0.587, 0.114], dtype=rgb.dtype).view(1, 3, 1, 1)
+    weights = torch.tensor([0.299, 0.587, 0.114], dtype=rgb.dtype, device=rgb.device)
+    weights = weights.view(1, 3, 1, 1)
     return (rgb * weights).sum(1, keepdim=True)
 
 
@@ -79,14 +87,70 @@ def _channels(x: torch.Tensor, channels: int) -> torch.Tensor:
     return x
 
 
-def convert_array(images: np.ndarray, prep: Preprocessing, chunk: int = 2048) -> np.ndarray:
-    """Images in [0, 1] as (N, H, W) grey or (N, C, H, W) (C 1 or 3) -> normalised model
-    inputs (N, prep.channels, size, size); converted in chunks to bound the memory."""
+@dataclass(frozen=True)
+class Encoding:
+    """How stored target images become model inputs: stored value / `divisor` is in [0, 1];
+    `upsample` first resizes to that square (digits: 8x8 -> 32x32, the resolution every
+    preprocessing of digits starts from); then channels, resize and crop to `prep` (unless
+    `resized`: done at load) and normalisation."""
+
+    prep: Preprocessing
+    divisor: float = 255.0
+    upsample: int | None = None
+    resized: bool = False
+
+    def unit(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Stored images (N, C, H, W) -> floats in [0, 1] at the input size and channels."""
+        # A tensor divisor: CUDA turns division by a Python scalar into a multiplication
+        # by its reciprocal, which rounds differently from loading's division.
+        x = pixels.to(torch.float32) / torch.tensor(self.divisor, device=pixels.device)
+        if self.upsample:
+            x = resize_and_crop(x, self.upsample).clamp(0, 1)
+        if self.resized:
+            return x
+        x = resize_and_crop(_channels(x, self.prep.channels), self.prep.size, self.prep.resize)
+        return x.clamp(0, 1)
+
+    def decode(self, pixels: torch.Tensor, device=None, chunk: int = 2048) -> torch.Tensor:
+        """Model inputs (N, channels, size, size) float32 on `device` (default: the
+        pixels'), converted in chunks to bound the memory."""
+        device = torch.device(device) if device is not None else pixels.device
+        mean, std = (torch.from_numpy(s).to(device) for s in self.prep.stats())
+        size = self.prep.size
+        shape = (len(pixels), self.prep.channels, size, size)
+        out = torch.empty(shape, dtype=torch.float32, device=device)
+        for start in range(0, len(pixels), chunk):
+            x = self.unit(pixels[start : start + chunk].to(device))
+            out[start : start + chunk] = (x - mean) / std  # as base.normalise
+        return out
+
+
+def store(
+    images: np.ndarray, prep: Preprocessing, divisor: float = 255.0, upsample: int | None = None
+) -> tuple[np.ndarray, Encoding]:
+    """Images (N, H, W) or (N, C, H, W) as loaded (uint8, or float32 for data that is not
+    8-bit) -> (what the object store holds, its Encoding).
+
+    Kept as they are while their shorter side is at most the trial's resize; larger images
+    are resized here, exactly as the trial would, and kept as float32 at the input size
+    (quantising them back to uint8 would change the inputs).
+    """
     if images.ndim == 3:
         images = images[:, None]
-    out = np.empty((len(images), prep.channels, prep.size, prep.size), np.float32)
-    for start in range(0, len(images), chunk):
-        x = torch.from_numpy(np.ascontiguousarray(images[start : start + chunk], np.float32))
-        x = resize_and_crop(_channels(x, prep.channels), prep.size, prep.resize)
-        out[start : start + chunk] = x.clamp(0, 1).numpy()
-    return normalise(out, prep)
+    encoding = Encoding(prep, divisor, upsample)
+    if min(images.shape[-2:]) <= (prep.resize or prep.size):
+        return np.ascontiguousarray(images), encoding
+    unit = [
+        encoding.unit(torch.from_numpy(np.ascontiguousarray(images[i : i + 2048]))).numpy()
+        for i in range(0, len(images), 2048)
+    ]
+    return np.concatenate(unit), Encoding(prep, 1.0, resized=True)
+
+
+def convert_array(images: np.ndarray, prep: Preprocessing) -> np.ndarray:
+    """Images in [0, 1] as (N, H, W) grey or (N, C, H, W) (C 1 or 3) -> normalised model
+    inputs (N, prep.channels, size, size), all at once (a target kept as stored: `store`)."""
+    if images.ndim == 3:
+        images = images[:, None]
+    pixels = torch.from_numpy(np.ascontiguousarray(images, np.float32))
+    return Encoding(prep, divisor=1.0).decode(pixels).numpy()

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from trainables.datasets.base import DataError, Split, TargetData
+from trainables.datasets.images import Encoding
 
 SPLIT_SEED = 20240601  # fixed: every study sees the same val/test split of a target
 
@@ -80,12 +81,15 @@ def assemble(
     labels: np.ndarray,
     held: dict[str, np.ndarray],
     pool: np.ndarray,
+    encoding: Encoding | None = None,
 ) -> TargetData:
-    """The target whose splits are the given indices into one array of inputs."""
+    """The target whose splits are the given indices into one array of images (model
+    inputs, or stored images with their `encoding`: trainables.datasets.images.store)."""
+    whole = Split(x, labels, encoding)
     return TargetData(
         name=name,
         classes=tuple(classes),
-        pool=Split(x[pool], labels[pool]),
-        val=Split(x[held["val"]], labels[held["val"]]),
-        test=Split(x[held["test"]], labels[held["test"]]),
+        pool=whole.take(pool),
+        val=whole.take(held["val"]),
+        test=whole.take(held["test"]),
     )

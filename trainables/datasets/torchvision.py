@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from trainables.datasets.base import DataError, Split, TargetData
-from trainables.datasets.images import convert_array
+from trainables.datasets.images import store
 from trainables.datasets.registry import Request, register
 from trainables.datasets.splits import carve, check_held_out, split_rng
 
@@ -42,19 +42,24 @@ def _read(request: Request, train: bool) -> tuple[np.ndarray, np.ndarray, list[s
 def load(request: Request) -> TargetData:
     train_x, train_y, classes = _read(request, train=True)
     test_x, test_y, _ = _read(request, train=False)
+    return from_arrays(request, (train_x, train_y), (test_x, test_y), classes)
+
+
+def from_arrays(request: Request, train: tuple, test: tuple, classes: list[str]) -> TargetData:
+    """The target from the dataset's (uint8 images (N, C, H, W), labels) train and test
+    splits: kept as stored (CIFAR-10: 32x32 RGB, 3 KB an image), converted in the trial."""
+    (train_x, train_y), (test_x, test_y) = train, test
     check_held_out(request.name, classes, train_y, request.val_per_class, "val_per_class")
     rng = split_rng()  # one generator: test from the test split, then val from train
-    test, _ = carve(test_y, {"test": request.test_per_class}, rng)
+    carved, _ = carve(test_y, {"test": request.test_per_class}, rng)
     held, pool = carve(train_y, {"val": request.val_per_class}, rng)
-    val = held["val"]
-
-    def convert(images, index):
-        return convert_array(images[index].astype(np.float32) / 255.0, request.prep)
-
+    val, test_index = held["val"], carved["test"]
+    train_x, encoding = store(train_x, request.prep)
+    test_x, _ = store(test_x[test_index], request.prep)
     return TargetData(
         name=request.name,
         classes=tuple(classes),
-        pool=Split(convert(train_x, pool), train_y[pool]),
-        val=Split(convert(train_x, val), train_y[val]),
-        test=Split(convert(test_x, test["test"]), test_y[test["test"]]),
+        pool=Split(train_x[pool], train_y[pool], encoding),
+        val=Split(train_x[val], train_y[val], encoding),
+        test=Split(test_x, test_y[test_index], encoding),
     )
