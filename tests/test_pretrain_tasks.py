@@ -10,8 +10,8 @@ import torch
 
 from study import tracking
 from study.config_file import parse_config
+from study.runtime import local_ray
 from study.sources import pretrain_sources
-from study.tuner import local_ray
 
 pytestmark = pytest.mark.ray
 ARCHS = ["lenet5", "cnn4"]
