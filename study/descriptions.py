@@ -49,14 +49,18 @@ def experiment_description(config, command: str | None = None) -> str:
             f"- Strategies: {', '.join(search.strategies)} (every freeze boundary its own label)",
             f"- Search space: lr {_range(search.lr)}, backbone_lr_mult "
             f"{_range(search.backbone_lr_mult)}, weight_decay {_range(search.weight_decay)}, "
-            f"C {_range(search.C)}, knn_k {_range(search.knn_k)}; "
-            f"{search.trials_per_label} trials per (size, architecture, strategy label)",
+            f"C {_range(search.C)} (logreg, svm), knn_k {_range(search.knn_k)} (knn), "
+            f"ft_lr_mult {_range(search.ft_lr_mult)} (lp-ft); the whole config is the "
+            "`config.yaml` artifact of each study run",
+            f"- Budget: {search.trials_per_label} trials per (size, architecture, strategy "
+            f"label), then the best of each on every seed",
             "",
             "Each study is a parent run (its description is the answer, its pictures are "
             "artifacts); each trial a child run, its training subset under Dataset.",
             "",
-            f"Rerun: {rerun} (the config is the `config.yaml` artifact of every study run); "
-            f"the answer in a terminal: `study best-freeze --experiment {config.name}`.",
+            f"Rerun: {rerun} (or `study run --config config.yaml` with a study run's "
+            f"artifact); the answer in a terminal: `study best-freeze --experiment "
+            f"{config.name}`.",
         ]
     )
 
