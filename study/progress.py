@@ -2,7 +2,7 @@
 
 A Ray Tune callback on the driver, one per phase (search, confirm). It prints
 - a progress line after the first trial finishes (the first estimate of the time left)
-  and then about every PROGRESS_EVERY_S seconds: done / total, best validation accuracy
+  and about every PROGRESS_EVERY_S seconds: done / total, best validation accuracy
   so far, elapsed, estimated time left; so the output grows with the phase's duration,
   not with its number of trials;
 - each failed trial with its reason as it happens (restarts from a checkpoint included);
@@ -87,15 +87,18 @@ class PhaseProgress(Callback):
 
     def on_step_end(self, iteration, trials, **info):
         now = time.monotonic()
-        if self.last_line is not None and now - self.last_line < PROGRESS_EVERY_S:
+        due = now - (self.last_line or self.started) >= PROGRESS_EVERY_S
+        if self.last_line is not None and not due:
             return  # the common case: Tune steps many times a second
         finished = _finished(trials)
         if self.done_before is None:  # first step: what a restored phase already has
             self.done_before = len(finished)
-        if self.last_line is None and len(finished) == self.done_before:
-            return  # no estimate before the first trial of this run finishes
-        self.last_line = now
-        self.say(self.progress_line(finished, now))
+        # The first estimate as soon as it exists; before that, a line every interval all
+        # the same, so long first trials do not leave the terminal silent.
+        first_estimate = self.last_line is None and len(finished) > self.done_before
+        if first_estimate or due:
+            self.last_line = now
+            self.say(self.progress_line(finished, now))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         if self.verbose:
