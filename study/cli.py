@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -28,12 +27,6 @@ def default_tracking_uri() -> str:
     from study.stores import mlflow_from_env
 
     return mlflow_from_env() or "sqlite:///mlflow.db"
-
-
-def ui_command(tracking_uri: str) -> str:
-    from study.stores import redact
-
-    return f"mlflow ui --backend-store-uri {redact(tracking_uri)} --host 127.0.0.1"
 
 
 def _study_config(args):
@@ -59,9 +52,19 @@ def _existing_store(uri: str) -> str:
 def cmd_run(args) -> int:
     from study.protocol import run_study
     from study.report import best_freeze_table
+    from study.ui import ui_command
 
     config = _study_config(args)
-    answer = run_study(config, log=lambda line: print(line, flush=True), resume=args.resume)
+    command = (
+        f"study run --config {args.config}" if args.config else f"study run --preset {args.preset}"
+    )
+    answer = run_study(
+        config,
+        log=lambda line: print(line, flush=True),
+        resume=args.resume,
+        verbose=args.verbose,
+        command=command,
+    )
     print()
     print(
         f"Best freeze strategy per target dataset size (study {config.name}, mean test "
@@ -101,6 +104,10 @@ def cmd_best_freeze(args) -> int:
         answer_figure(answer, Path(args.plot))
     if args.format == "json":
         print(json.dumps(answer, indent=2))
+    elif args.format == "markdown":  # the study run's description in the MLflow UI
+        from study.descriptions import study_markdown
+
+        print(study_markdown(parent, answer))
     else:
         study = parent.data.tags.get(tracking.TAG_STUDY, "?")
         print(f"study {study} (MLflow run {parent.info.run_id})")
@@ -112,7 +119,7 @@ def cmd_best_freeze(args) -> int:
     if args.plot:
         print(
             f"pictures of the answer: {args.plot}",
-            file=sys.stderr if args.format == "json" else sys.stdout,
+            file=sys.stderr if args.format != "table" else sys.stdout,
         )
     return 0
 
@@ -196,12 +203,6 @@ def cmd_validate(args) -> int:
     return 0
 
 
-def cmd_ui(args) -> int:
-    command = ui_command(args.tracking_uri).split() + ["--port", str(args.port)]
-    print(" ".join(command), flush=True)
-    return subprocess.call(command)
-
-
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument(
@@ -224,11 +225,21 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="continue the latest unfinished study of this config (after the driver was killed)",
     )
+    run.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also a line per finished trial and Ray Tune's trial table",
+    )
     run.set_defaults(func=cmd_run)
 
     best = commands.add_parser("best-freeze", help="best freeze strategy per dataset size")
     best.add_argument("--experiment", help="study name (default: the most recent study)")
-    best.add_argument("--format", choices=("table", "json"), default="table")
+    best.add_argument(
+        "--format",
+        choices=("table", "json", "markdown"),
+        default="table",
+        help="markdown: the study run's description in the MLflow UI",
+    )
     best.add_argument(
         "--all", action="store_true", help="also rank every strategy (json always has them)"
     )
@@ -250,13 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--cluster", help="a Ray cluster launcher file, e.g. cluster.yaml")
     validate.set_defaults(func=cmd_validate)
 
-    ui = commands.add_parser("ui", help="open the MLflow UI on the study store (127.0.0.1)")
-    ui.add_argument("--tracking-uri", default=default_tracking_uri())
-    ui.add_argument("--port", type=int, default=5000)
-    ui.set_defaults(func=cmd_ui)
+    from study import archs_table, ui
 
-    from study import archs_table
-
+    ui.add_parser(commands, default_tracking_uri())
     archs_table.add_parser(commands)
     return parser
 

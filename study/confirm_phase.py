@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from search_spaces.strategies import strategy_label
 from study import tracking
+from study.progress import PhaseProgress
 from study.search_phase import search_labels
 from study.searcher import OBJECTIVE
 from study.tuner import confirm_tuner
@@ -71,7 +72,9 @@ def unconfirmed(client, parent: str, configs: list[dict]) -> list[dict]:
     return [c for c in configs if confirm_key(c) not in handled]
 
 
-def run_confirm(config, study_key, target, sources, results, logger, client, parent, log):
+def run_confirm(
+    config, study_key, target, sources, results, logger, client, parent, log, verbose=False
+):
     """Run the confirm phase until every configuration has a finished run.
 
     A restored confirm experiment only knows the trials of Ray's last snapshot: trials the
@@ -89,5 +92,6 @@ def run_confirm(config, study_key, target, sources, results, logger, client, par
         name = f"{study_key}-confirm" + (f"-{attempt}" if attempt else "")
         if attempt:
             log(f"confirm phase: {len(pending)} configurations have no finished run; running them")
-        confirm_tuner(config, name, target, sources, pending, [logger]).fit()
+        callbacks = [logger, PhaseProgress("confirm", len(pending), verbose)]
+        confirm_tuner(config, name, target, sources, pending, callbacks, verbose).fit()
         pending, attempt = unconfirmed(client, parent, to_confirm), attempt + 1

@@ -15,6 +15,8 @@ from search_spaces.strategies import strategy_label
 from study import report, tracking
 from study.config import StudyConfig
 from study.confirm_phase import confirm_budget, run_confirm
+from study.dataset_inputs import training_subsets
+from study.descriptions import experiment_description, study_markdown
 from study.query import best_per_size, study_confirm_rows
 from study.resume import study_to_resume
 from study.runtime import ray_runtime
@@ -26,8 +28,11 @@ from study.trial_logger import MlflowTrialLogger
 from trainables.registry import get_arch
 
 
-def open_study_run(client, config: StudyConfig, resume: bool, log) -> tuple[str, str, bool]:
-    """(experiment id, parent run id, already finished) of the study to run or resume."""
+def open_study_run(
+    client, config: StudyConfig, resume: bool, log, command: str | None = None
+) -> tuple[str, str, bool]:
+    """(experiment id, parent run id, already finished) of the study to run or resume;
+    the experiment's description says what this study asks and how to rerun it."""
     previous = study_to_resume(client, config) if resume else None
     if previous is not None and previous.info.status == "FINISHED":
         log(
@@ -35,6 +40,7 @@ def open_study_run(client, config: StudyConfig, resume: bool, log) -> tuple[str,
         )
         return previous.info.experiment_id, previous.info.run_id, True
     experiment_id = tracking.ensure_experiment(client, config.name, config.stores.artifacts)
+    tracking.describe_experiment(client, experiment_id, experiment_description(config, command))
     where = redact(config.stores.mlflow)
     if previous is not None:
         parent = tracking.reopen_study_run(client, previous)
@@ -75,12 +81,20 @@ class PhaseClock:
         return f"where the time went: {parts} (total {total / 60:.1f} min)"
 
 
-def run_study(config: StudyConfig, log=print, resume: bool = False) -> list[dict]:
+def run_study(
+    config: StudyConfig,
+    log=print,
+    resume: bool = False,
+    verbose: bool = False,
+    command: str | None = None,
+) -> list[dict]:
     """Run the whole study; returns the best-freeze answer (one entry per size).
 
     With `resume`, continue the experiment's latest study if it did not finish (the
     driver was killed, or it failed): same parent run, same Optuna studies, the Ray
-    experiments restored from `stores.ray_results`.
+    experiments restored from `stores.ray_results`. `verbose` adds a line per finished
+    trial and Ray's trial table; `command` (how the study was started) goes into the
+    experiment's description.
     """
     clock = PhaseClock()
     with clock.phase("load"):  # bad input stops here, before any store is touched
@@ -88,35 +102,44 @@ def run_study(config: StudyConfig, log=print, resume: bool = False) -> list[dict
     # Joined or started before the stores are touched: a cluster that cannot hold one
     # trial stops the study here, with nothing written.
     with ray_runtime(config, log):
-        return _run_in_runtime(config, target, clock, log, resume)
+        return _run_in_runtime(config, target, clock, log, resume, verbose, command)
 
 
-def _run_in_runtime(config: StudyConfig, target, clock: PhaseClock, log, resume: bool):
+def _run_in_runtime(config, target, clock: PhaseClock, log, resume, verbose, command):
     stages = {arch: get_arch(arch).num_stages for arch in config.search.architectures}
     client = tracking.client_for(config.stores.mlflow)
-    experiment_id, parent, finished = open_study_run(client, config, resume, log)
+    experiment_id, parent, finished = open_study_run(client, config, resume, log, command)
     if finished:
         return best_per_size(study_confirm_rows(client, parent))
     try:
-        logger = MlflowTrialLogger(client, experiment_id, parent, stages, strategy_label)
-        study_key = f"{config.name}.{parent[:8]}"
         with clock.phase("pretrain"):  # in Ray tasks, one per architecture
             sources = pretrain_sources(config, client, log)
+        subsets = training_subsets(target, config.sizes(), config.target.seeds)
+        logger = MlflowTrialLogger(client, experiment_id, parent, stages, strategy_label, subsets)
+        study_key = f"{config.name}.{parent[:8]}"
         with clock.phase("search"):
-            results = run_search(config, study_key, target, sources, logger, log)
+            results = run_search(config, study_key, target, sources, logger, log, verbose)
         with clock.phase("confirm"):
-            run_confirm(config, study_key, target, sources, results, logger, client, parent, log)
+            phase = (config, study_key, target, sources, results, logger, client, parent)
+            run_confirm(*phase, log, verbose)
         with clock.phase("report"):
             answer = finish_report(client, parent, log)
-        log(clock.summary())
-        tracking.log_study_values(
-            client, parent, metrics={f"seconds_{k}": v for k, v in clock.seconds.items()}
-        )
+        describe_answer(client, parent, clock, answer, log)
     except BaseException:
         tracking.end_study_run(client, parent, "FAILED")
         raise
     tracking.end_study_run(client, parent, "FINISHED")
     return answer
+
+
+def describe_answer(client, parent: str, clock: PhaseClock, answer: list[dict], log) -> None:
+    """Print and log the wall time per phase; then the run's description, the answer,
+    last, so it has every phase's wall time."""
+    log(clock.summary())
+    tracking.log_study_values(
+        client, parent, metrics={f"seconds_{k}": v for k, v in clock.seconds.items()}
+    )
+    tracking.describe_run(client, parent, study_markdown(client.get_run(parent), answer))
 
 
 def finish_report(client, parent: str, log) -> list[dict]:

@@ -57,8 +57,10 @@ def _columns(rows: list[tuple[str, ...]]) -> str:
     return "\n".join(lines)
 
 
-def best_freeze_table(answer: list[dict]) -> str:
-    """Per size: the best strategy, the runner-up, the paired verdict and the top group."""
+def best_freeze_rows(answer: list[dict]) -> list[tuple[str, ...]]:
+    """Per size: the best strategy, the runner-up, the paired verdict and the top group;
+    the header first. The text table and the Markdown answer (study.answer_md) both render
+    these cells, so the terminal and the MLflow run page say the same thing."""
     rows = [
         (
             "dataset",
@@ -91,7 +93,11 @@ def best_freeze_table(answer: list[dict]) -> str:
                 gain_cell(item.get("pretraining_gain")),
             )
         )
-    return _columns(rows)
+    return rows
+
+
+def best_freeze_table(answer: list[dict]) -> str:
+    return _columns(best_freeze_rows(answer))
 
 
 def ranking_table(answer: list[dict]) -> str:
@@ -131,6 +137,11 @@ def ranking_table(answer: list[dict]) -> str:
     return _columns(rows)
 
 
+# The pictures of the answer, at the run's artifact root: the first thing the run page's
+# Artifacts tab lists (and previews); tables and JSON go one level down, under report/.
+PICTURES = ("answer.png", "accuracy_by_boundary.png", "accuracy_by_size.png")
+
+
 def log_report(
     client: MlflowClient, parent_run_id: str, answer: list[dict], rows: list[dict]
 ) -> None:
@@ -138,12 +149,15 @@ def log_report(
 
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
-        (folder / "best_freeze.txt").write_text(best_freeze_table(answer) + "\n")
-        (folder / "ranking.txt").write_text(ranking_table(answer) + "\n")
-        (folder / "best_freeze.json").write_text(json.dumps(answer, indent=2))
-        (folder / "confirm_runs.json").write_text(json.dumps(rows, indent=2))
+        (folder / "report").mkdir()
+        (folder / "report" / "best_freeze.txt").write_text(best_freeze_table(answer) + "\n")
+        (folder / "report" / "ranking.txt").write_text(ranking_table(answer) + "\n")
+        (folder / "report" / "best_freeze.json").write_text(json.dumps(answer, indent=2))
+        (folder / "report" / "confirm_runs.json").write_text(json.dumps(rows, indent=2))
         if rows:
-            boundary_figure(answer, folder / "accuracy_by_boundary.png")
-            size_figure(answer, folder / "accuracy_by_size.png")
-            answer_figure(answer, folder / "answer.png")
-        tracking.log_folder(client, parent_run_id, folder, "report")
+            pictures = dict(
+                zip(PICTURES, (answer_figure, boundary_figure, size_figure), strict=True)
+            )
+            for name, draw in pictures.items():
+                draw(answer, folder / name)
+        tracking.log_folder(client, parent_run_id, folder, None)

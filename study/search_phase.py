@@ -13,6 +13,7 @@ from pathlib import Path
 
 from search_spaces.transfer import Label, define_label, grid_points, labels
 from study.config import StudyConfig
+from study.progress import PhaseProgress
 from study.searcher import StratifiedOptunaSearch, Stratum, create_stratum_study
 from study.sources import weights_for
 from study.stores import redact
@@ -88,7 +89,9 @@ def make_searcher(config: StudyConfig, target: TargetData, study_key: str):
     return StratifiedOptunaSearch(strata, suggest, metric=Report.VAL_ACC)
 
 
-def run_search(config: StudyConfig, study_key: str, target, sources, logger, log) -> list:
+def run_search(
+    config: StudyConfig, study_key: str, target, sources, logger, log, verbose: bool = False
+) -> list:
     """Every search trial's result, including those a resumed study recovers from Optuna."""
     searcher = make_searcher(config, target, study_key)
     count = len(search_labels(config))
@@ -98,6 +101,9 @@ def run_search(config: StudyConfig, study_key: str, target, sources, logger, log
         f"{len(config.sizes())} sizes; Optuna studies {study_key}.size-* in "
         f"{redact(config.stores.optuna)}"
     )
-    results = search_tuner(config, f"{study_key}-search", target, sources, searcher, [logger]).fit()
+    progress = PhaseProgress("search", search_budget(config), verbose)
+    name = f"{study_key}-search"
+    callbacks = [logger, progress]
+    results = search_tuner(config, name, target, sources, searcher, callbacks, verbose).fit()
     # After a resume, Optuna may hold trials that ended after Ray's last snapshot.
     return [*results, *searcher.results_not_in(results)]

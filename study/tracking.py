@@ -21,7 +21,8 @@ import yaml
 from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME, MLFLOW_RUN_NOTE
+from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
 
 from study.stores import sqlalchemy_url
 from trainables.contract import Key, Report
@@ -47,8 +48,11 @@ TAG_NODE_ID = "node_id"
 TAG_HOSTNAME = "hostname"
 TAG_FEATURE_CACHE = "feature_cache"  # on | off: <why> (from the trial's reports)
 TAG_RESUMED = "resumed"  # on the parent run: times `study run --resume` continued it
-# Params: these Tune config keys, under their own names
+# Params: these Tune config keys, under their own names (size and seed are tags too; as
+# params they are columns of the runs table like the rest)
 TRIAL_PARAMS = (
+    Key.SIZE,
+    Key.SEED,
     Key.ARCH,
     Key.STRATEGY,
     Key.FREEZE,
@@ -98,6 +102,25 @@ def ensure_experiment(client: MlflowClient, name: str, artifacts: str) -> str:
     return client.create_experiment(
         name, artifact_location=f"{location.rstrip('/')}/{name}", tags=EXPERIMENT_KIND
     )
+
+
+def describe_experiment(client: MlflowClient, experiment_id: str, markdown: str) -> None:
+    """The experiment's description in the UI (the same tag as a run's description)."""
+    client.set_experiment_tag(experiment_id, MLFLOW_RUN_NOTE, markdown[:MAX_TAG_VAL_LENGTH])
+
+
+def describe_run(client: MlflowClient, run_id: str, markdown: str) -> None:
+    """The run's description, shown at the top of its page."""
+    client.set_tag(run_id, MLFLOW_RUN_NOTE, markdown[:MAX_TAG_VAL_LENGTH])
+
+
+def run_description(run) -> str | None:
+    return run.data.tags.get(MLFLOW_RUN_NOTE)
+
+
+def study_run_name(study: str) -> str:
+    """`glyphs-to-digits 2025-06-01 14:05`: which study, started when (local time)."""
+    return f"{study} {time.strftime('%Y-%m-%d %H:%M')}"
 
 
 def now_ms() -> int:
@@ -198,7 +221,7 @@ def start_study_run(
     run = client.create_run(
         experiment_id,
         start_time=now_ms(),
-        tags={TAG_RUN_TYPE: "study", TAG_STUDY: study, MLFLOW_RUN_NAME: f"study-{study}"},
+        tags={TAG_RUN_TYPE: "study", TAG_STUDY: study, MLFLOW_RUN_NAME: study_run_name(study)},
     )
     client.log_batch(run.info.run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()])
     if config is not None:
@@ -232,8 +255,8 @@ def end_study_run(client: MlflowClient, run_id: str, status: str) -> None:
     client.set_terminated(run_id, status)
 
 
-def log_folder(client: MlflowClient, run_id: str, folder: Path, artifact_path: str) -> None:
-    """Every file in `folder` as artifacts of the run, under `artifact_path`."""
+def log_folder(client: MlflowClient, run_id: str, folder: Path, artifact_path: str | None) -> None:
+    """Every file in `folder` as artifacts of the run, under `artifact_path` (None: the root)."""
     client.log_artifacts(run_id, str(folder), artifact_path=artifact_path)
 
 

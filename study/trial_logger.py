@@ -18,6 +18,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 from ray.tune import Callback
 
 from study import tracking as t
+from study.dataset_inputs import subset_key, training_input
 from study.stores import redact, reveal
 from trainables.contract import Key, Report, is_completed
 
@@ -54,8 +55,12 @@ class MlflowTrialLogger(Callback):
         parent_run_id: str,
         stage_counts: dict[str, int],
         label_of,
+        subsets: dict[str, dict[str, str]] | None = None,
     ) -> None:
         self.client = client
+        # study.dataset_inputs.training_subsets: each run's training subset, logged as its
+        # dataset input (plain strings, so they travel in Ray's pickle of this callback).
+        self.subsets = subsets or {}
         self.experiment_id = experiment_id
         self.parent_run_id = parent_run_id
         self.stage_counts = stage_counts
@@ -109,6 +114,9 @@ class MlflowTrialLogger(Callback):
         self.run_ids[trial_id] = run.info.run_id
         params = [Param(name, str(config[name])) for name in t.TRIAL_PARAMS if name in config]
         self.client.log_batch(run.info.run_id, params=params)
+        subset = self.subsets.get(subset_key(config[Key.SIZE], config[Key.SEED]))
+        if subset is not None:
+            self.client.log_inputs(run.info.run_id, datasets=[training_input(subset)])
 
     def placement_tags(self, trial_id: str, result: dict) -> list[RunTag]:
         """Where the trial runs and whether it uses the feature cache: once per trial."""

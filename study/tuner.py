@@ -26,8 +26,9 @@ from trainables.contract import Key, Report
 from trainables.train import tune_trial
 
 METRIC = Report.VAL_ACC
-# Progress output: Ray Tune's compact periodic trial table (CLIReporter) instead of the new
-# output engine, which prints a box per trial start and result.
+# Progress output is study.progress's; with `study run --verbose` also Ray Tune's compact
+# periodic trial table (CLIReporter), never the new output engine, which prints a box per
+# trial start and result.
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 # Trials checkpoint every report, and Ray snapshots the experiment state every
 # `keep_checkpoints` trial checkpoints; frequent snapshots are what resume wants, so
@@ -89,7 +90,20 @@ def experiment_path(config: StudyConfig, name: str) -> Path:
     return Path(config.stores.ray_results).resolve() / name
 
 
-def run_config(config: StudyConfig, name: str, callbacks) -> tune.RunConfig:
+def trial_table(verbose: bool):
+    """Ray's periodic trial table, only with `verbose` (it is about 650 lines for the
+    default study); else nothing of Ray's, study.progress prints the progress."""
+    if not verbose:
+        return None
+    return tune.CLIReporter(
+        parameter_columns=PROGRESS_PARAMS,
+        metric_columns=PROGRESS_METRICS,
+        max_report_frequency=15,
+        sort_by_metric=False,
+    )
+
+
+def run_config(config: StudyConfig, name: str, callbacks, verbose: bool = False) -> tune.RunConfig:
     faults = config.fault_tolerance
     return tune.RunConfig(
         name=name,
@@ -101,13 +115,8 @@ def run_config(config: StudyConfig, name: str, callbacks) -> tune.RunConfig:
             checkpoint_score_attribute=METRIC,
             checkpoint_score_order="max",
         ),
-        progress_reporter=tune.CLIReporter(
-            parameter_columns=PROGRESS_PARAMS,
-            metric_columns=PROGRESS_METRICS,
-            max_report_frequency=15,
-            sort_by_metric=False,
-        ),
-        verbose=1,
+        progress_reporter=trial_table(verbose),
+        verbose=1 if verbose else 0,
     )
 
 
@@ -143,7 +152,7 @@ def early_stopping(config: StudyConfig) -> PerStratumScheduler | None:
 
 
 def search_tuner(
-    config: StudyConfig, name: str, target, sources, searcher, callbacks
+    config: StudyConfig, name: str, target, sources, searcher, callbacks, verbose: bool = False
 ) -> tune.Tuner:
     trainable = _trainable(config, target, sources)
     tuner = restored(config, name, trainable)
@@ -160,12 +169,18 @@ def search_tuner(
             max_concurrent_trials=_max_concurrent(config),
             reuse_actors=True,
         ),
-        run_config=run_config(config, name, callbacks),
+        run_config=run_config(config, name, callbacks, verbose),
     )
 
 
 def confirm_tuner(
-    config: StudyConfig, name: str, target, sources, trial_configs: list[dict], callbacks
+    config: StudyConfig,
+    name: str,
+    target,
+    sources,
+    trial_configs: list[dict],
+    callbacks,
+    verbose: bool = False,
 ) -> tune.Tuner:
     """Every given configuration, run to the end (no early stopping)."""
     trainable = _trainable(config, target, sources)
@@ -182,5 +197,5 @@ def confirm_tuner(
             max_concurrent_trials=_max_concurrent(config),
             reuse_actors=True,
         ),
-        run_config=run_config(config, name, callbacks),
+        run_config=run_config(config, name, callbacks, verbose),
     )

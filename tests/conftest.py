@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.postgres_server import postgres  # noqa: F401  (a session fixture)
+from tests.smoke_study import smoke  # noqa: F401  (a session fixture: the smoke study, once)
 
 ROOT = Path(__file__).resolve().parent.parent
 STUDY = [sys.executable, str(ROOT / "study" / "run.py")]

@@ -22,6 +22,7 @@ from search_spaces.strategies import strategy_label
 from search_spaces.transfer import define
 from study import tracking
 from study.config_file import load_preset
+from study.progress import PhaseProgress
 from study.runtime import local_ray
 from study.searcher import StratifiedOptunaSearch, Stratum, create_stratum_study
 from study.stores import sqlalchemy_url
@@ -125,7 +126,9 @@ def test_sixteen_trials_finishing_together_make_sixteen_runs(store, ray_16, tmp_
     assert errors == [], [record.getMessage() for record in errors]
 
 
-def test_failed_trials_restart_from_a_checkpoint_or_end_failed_and_the_rest_go_on(ray_16, tmp_path):
+def test_failed_trials_restart_from_a_checkpoint_or_end_failed_and_the_rest_go_on(
+    ray_16, tmp_path, capsys
+):
     config = load_preset("smoke")
     config = config.model_copy(
         update={"stores": config.stores.model_copy(update={"ray_results": str(tmp_path / "ray")})}
@@ -159,7 +162,7 @@ def test_failed_trials_restart_from_a_checkpoint_or_end_failed_and_the_rest_go_o
         tune_config=tune.TuneConfig(
             metric="val_acc", mode="max", search_alg=searcher, num_samples=len(modes)
         ),
-        run_config=run_config(config, "faults", [logger]),
+        run_config=run_config(config, "faults", [logger, PhaseProgress("search", 3, True)]),
     ).fit()
 
     assert len(results.errors) == 1
@@ -185,3 +188,14 @@ def test_failed_trials_restart_from_a_checkpoint_or_end_failed_and_the_rest_go_o
     assert flaky_result.metrics["started_at"] == 2  # resumed from epoch 1's checkpoint
     kept = {r.config["mode"]: len(list(Path(r.path).glob("checkpoint_*"))) for r in results}
     assert kept == {"fine": 0, "flaky": 0, "nan": 1}  # finished trials' checkpoints dropped
+    # The terminal: each failure with its reason as it happens; with verbose, a line per
+    # finished trial; the phase's closing line counts the failed one.
+    said = capsys.readouterr().out.splitlines()
+    nan_id = nan.data.tags[tracking.TAG_TRIAL_ID]
+    assert any(
+        f"[search] trial {nan_id} failed (size 2 " in line and "training loss became nan" in line
+        for line in said
+    ), said
+    assert any("restarting from its last checkpoint" in line for line in said), said
+    assert len([line for line in said if " finished: size 2 " in line]) == 2
+    assert "[search] 3/3 trials done, 1 failed in " in "\n".join(said)

@@ -1,13 +1,12 @@
 """The smoke study end to end on the real parts: Ray, Optuna RDB storage, MLflow on SQLite.
 
-The study runs through a copy of study/run.py placed in another folder, which is what
-`ray submit` does with it.
+The study is run once per session (tests/smoke_study.py, the `smoke` fixture).
 """
 
 from __future__ import annotations
 
 import json
-import shutil
+import re
 
 import optuna
 import pytest
@@ -16,33 +15,14 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from study import tracking as t
 from study.config_file import load_preset
+from study.progress import PROGRESS_EVERY_S
 from study.search_phase import search_budget, search_labels
-from tests.conftest import ROOT, run_cli
+from tests.conftest import run_cli
 
 pytestmark = pytest.mark.ray
 SMOKE = load_preset("smoke")
 SEARCH_TRIALS = search_budget(SMOKE)
 LABELS = search_labels(SMOKE)
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    work = tmp_path_factory.mktemp("work")
-    elsewhere = tmp_path_factory.mktemp("submitted")
-    shutil.copy(ROOT / "study" / "run.py", elsewhere / "run.py")
-    import subprocess
-    import sys
-
-    done = subprocess.run(
-        [sys.executable, str(elsewhere / "run.py"), "--preset", "smoke"],
-        cwd=work,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    client = MlflowClient(tracking_uri=f"sqlite:///{work / 'mlflow.db'}")
-    return work, done, client
 
 
 def child_runs(client: MlflowClient, parent_id: str):
@@ -54,9 +34,37 @@ def child_runs(client: MlflowClient, parent_id: str):
 
 def test_run_prints_progress_the_answer_and_how_to_open_the_ui(smoke):
     _, done, _ = smoke
-    assert "Number of trials" in done.stdout  # Ray Tune's trial table
+    lines = done.stdout.splitlines()
+    # A line per phase, saying what it runs and how many trials.
+    assert any(line.startswith(f"search phase: {SEARCH_TRIALS} trials") for line in lines)
+    assert any(line.startswith("confirm phase: ") for line in lines)
+    # Progress with the estimated time left, then each phase's closing line.
+    for phase in ("search", "confirm"):
+        progress = [line for line in lines if line.startswith(f"[{phase}] ")]
+        assert re.search(
+            r"trials done, best val_acc 0\.\d{3} .* elapsed, about .* left", progress[0]
+        )
+        assert re.fullmatch(rf"\[{phase}\] \d+/\d+ trials done in .*", progress[-1])
+    assert "Number of trials" not in done.stdout  # Ray's trial table is for --verbose
     assert "Best freeze strategy per target dataset size" in done.stdout
     assert "mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1" in done.stdout
+
+
+def test_terminal_output_grows_with_time_not_with_trials(smoke):
+    """Every line but the progress lines is fixed per study (a line per phase, per
+    pretraining epoch, per size of the answer); progress lines come at most every
+    PROGRESS_EVERY_S seconds, plus the first estimate and the closing line of each phase.
+    So the default study (5 sizes, 2 architectures, about 10 minutes, 1100 trials) prints
+    about 25 fixed lines and 25 progress lines, far under 300 (Ray's table: about 650)."""
+    _, done, _ = smoke
+    lines = (done.stdout + done.stderr).splitlines()
+    progress = [line for line in lines if line.startswith(("[search] ", "[confirm] "))]
+    seconds = re.search(r"search (\d+) s, confirm (\d+) s", done.stdout).groups()
+    allowed = sum(2 + int(s) // PROGRESS_EVERY_S + 1 for s in seconds)
+    assert 4 <= len(progress) <= allowed
+    fixed = len(lines) - len(progress)
+    assert fixed <= 25 + len(SMOKE.target.sizes), "\n".join(lines)
+    assert not [line for line in lines if "trial " in line and "finished" in line]  # --verbose
 
 
 def test_mlflow_has_one_parent_and_one_child_per_trial(smoke):
@@ -167,8 +175,8 @@ def test_best_freeze_plot_writes_the_pictures_also_logged_to_the_study_run(smoke
     assert "top group" in done.stdout and "answer.png" in done.stdout
     experiment = client.get_experiment_by_name("smoke")
     (parent,) = client.search_runs([experiment.experiment_id], f"tags.{t.TAG_RUN_TYPE} = 'study'")
-    logged = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
-    assert {"report/accuracy_by_boundary.png", "report/accuracy_by_size.png"} <= logged
+    logged = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"answer.png", "accuracy_by_boundary.png", "accuracy_by_size.png"} <= logged
     bad = run_cli(["best-freeze", "--plot", "no/such/folder/a.png"], cwd=work)
     assert bad.returncode == 2 and "does not exist" in bad.stderr
 
