@@ -65,6 +65,7 @@ def ray_runtime(config: StudyConfig):
         return
     if os.environ.get("RAY_ADDRESS"):
         ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=False)
+        keep_signal_handlers()
         try:
             yield
         finally:
@@ -72,6 +73,14 @@ def ray_runtime(config: StudyConfig):
         return
     with local_ray(config.resources.num_cpus, os.environ.get(ENV_RAY_TMP, "/tmp")):
         yield
+
+
+def keep_signal_handlers() -> None:
+    """ray.init installs a SIGTERM handler that aborts the driver (no cleanup): put back
+    the driver's own (study.driver.interruptible), when it has one."""
+    from study.driver import reinstall_handlers
+
+    reinstall_handlers()
 
 
 @contextlib.contextmanager
@@ -86,6 +95,7 @@ def local_ray(num_cpus: int | None, parent: str = "/tmp", prefix: str = "ray-stu
         log_to_driver=False,
         configure_logging=False,
     )
+    keep_signal_handlers()
     try:
         yield
     finally:
