@@ -6,6 +6,9 @@ go on to its next stage). The exception unwinds Ray (trials stop), then study.pr
 closes what was open: trial runs KILLED, Optuna trials FAIL, the study run KILLED with
 `study_state` `interrupted`; `study run --resume` continues it. Exit code 128 + signal.
 
+A full disk (`no_space`): an error that is, or wraps, ENOSPC ends `study run` with one
+line (exit 3), the study closed the same way as FAILED, resumable once there is room.
+
 Lease: the study run carries the driver that runs it (`driver`: host:pid) and a heartbeat
 tag refreshed every HEARTBEAT_S. A second driver on the same study refuses to start while
 that heartbeat is fresh; a driver killed outright (SIGKILL, a lost node) stops beating, so
