@@ -6,6 +6,7 @@ is, and the allowed values (`study validate` lists every problem, one line each)
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -153,6 +154,15 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                     None, None, f"key {key!r} appears twice", key_node.start_mark
                 )
         return super().construct_mapping(node, deep)
+
+
+# YAML 1.1 (PyYAML) reads `1e-6` as a string, which the strict schema would refuse; as in
+# YAML 1.2 and JSON, a number with an exponent and no dot is a float.
+_UniqueKeyLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
 
 
 def read_yaml(path: str | Path, what: str = "config file"):

@@ -137,3 +137,15 @@ def test_a_cluster_file_that_is_binary_or_repeats_a_key_is_one_line(workdir):
     for name, text in (("cluster.yaml", "not a UTF-8"), ("twice.yaml", "appears twice")):
         done = run_cli(["validate", "--preset", "smoke", "--cluster", name], cwd=workdir)
         assert_refused(done, [name, text])
+
+
+def test_strict_types_still_read_numbers_as_yaml_users_write_them(workdir):
+    # PyYAML alone reads 1e-4 as a string; a quoted '1e-3' stays one, and is refused.
+    (workdir / "study.yaml").write_text(
+        "name: exp\nsearch:\n  lr: {low: 1e-4, high: 3E-1}\n  weight_decay: {low: 1e-06, high: 1.0e-3}\n"
+    )
+    done = run_cli(["validate", "--config", "study.yaml"], cwd=workdir)
+    assert done.returncode == 0, done.stderr
+    (workdir / "study.yaml").write_text("name: exp\nsearch:\n  lr: {low: '1e-4', high: 0.3}\n")
+    done = run_cli(["validate", "--config", "study.yaml"], cwd=workdir)
+    assert_refused(done, ["`search.lr.low`", "valid number", "'1e-4'"])
