@@ -7,6 +7,7 @@ clear line before any trial runs or any store is touched.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -22,6 +23,8 @@ from search_spaces.strategies import list_strategies
 from search_spaces.transfer import Ranges
 
 Positive = Annotated[float, Field(gt=0)]
+NAME_MAX = 80
+NAME_PATTERN = rf"^[A-Za-z0-9][A-Za-z0-9_.-]{{0,{NAME_MAX - 1}}}$"
 StrategyName = Literal[list_strategies()]  # the registered strategies, in their order
 
 
@@ -30,35 +33,30 @@ class ConfigError(ValueError):
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: `seeds: true`, `sizes: ['2']` or `[2.0]` are refused, not converted;
+    # allow_inf_nan: `.inf` / `.nan` are refused in every float (they overflow later).
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
-class LogRange(Strict):
+class _Range(Strict):
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low}) must not exceed high ({self.high})")
+        return self
+
+    def pair(self) -> tuple:
+        return (self.low, self.high)
+
+
+class LogRange(_Range):
     low: Positive
     high: Positive
 
-    @model_validator(mode="after")
-    def _ordered(self):
-        if self.low > self.high:
-            raise ValueError(f"low ({self.low}) must not exceed high ({self.high})")
-        return self
 
-    def pair(self) -> tuple[float, float]:
-        return (self.low, self.high)
-
-
-class IntRange(Strict):
+class IntRange(_Range):
     low: int = Field(ge=1)
     high: int = Field(ge=1)
-
-    @model_validator(mode="after")
-    def _ordered(self):
-        if self.low > self.high:
-            raise ValueError(f"low ({self.low}) must not exceed high ({self.high})")
-        return self
-
-    def pair(self) -> tuple[int, int]:
-        return (self.low, self.high)
 
 
 class TargetConfig(Strict):
@@ -97,12 +95,14 @@ class TargetConfig(Strict):
             raise ValueError(f"augment must not repeat, got {augment}")
         return augment
 
-    @field_validator("sizes")
+    @field_validator("sizes", mode="before")
     @classmethod
-    def _sizes(cls, sizes):
+    def _sizes(cls, sizes):  # before: one line per bad size, not one per union member
+        if not isinstance(sizes, list):
+            return sizes  # the schema's own "should be a valid list"
         for size in sizes:
-            if size != "all" and size < 1:
-                raise ValueError(f"sizes must be positive integers or 'all', got {size}")
+            if size != "all" and (type(size) is not int or size < 1):
+                raise ValueError(f"sizes must be positive integers or 'all'; {size!r} is not")
         if len(set(map(str, sizes))) != len(sizes):
             raise ValueError(f"sizes must not repeat, got {sizes}")
         return sizes
@@ -272,7 +272,8 @@ class StoresConfig(Strict):
 
 
 class StudyConfig(Strict):
-    name: str = Field("glyphs-to-digits", pattern=r"^[A-Za-z0-9_.-]+$")
+    # The name goes into folder, file and Optuna study names: short, and never `.`/`..`.
+    name: str = "glyphs-to-digits"
     target: TargetConfig = TargetConfig()
     source: SourceConfig = SourceConfig()
     training: TrainingConfig = TrainingConfig()
@@ -283,11 +284,14 @@ class StudyConfig(Strict):
 
     @field_validator("name")
     @classmethod
-    def _not_mlflow_default(cls, name: str) -> str:
-        if name.lower() == "default":
+    def _name(cls, name: str) -> str:
+        if not re.fullmatch(NAME_PATTERN, name):
             raise ValueError(
-                "'default' is taken by MLflow's Default experiment; choose another name"
+                f"name must be 1 to {NAME_MAX} characters, letters, digits, `_`, `.` and `-`, "
+                f"starting with a letter or digit"
             )
+        if name.lower() == "default":
+            raise ValueError("'default' is taken by MLflow's Default experiment; choose another")
         return name
 
     def sizes(self) -> list[int | None]:
