@@ -12,8 +12,11 @@ gradients of both the inputs and the weights, each about one forward's work). So
 
 where peak = 2 n^3 / seconds of an n x n fp32 `torch.mm` with the same number of threads:
 the best this machine's BLAS reaches, the ceiling a convolution lowered to GEMMs can hope
-for. With `--explain`, the same ratio for channels_last, one thread, and a smaller batch,
+for. With `--explain`, the same ratio on all threads, channels_last, and a smaller batch,
 to say what holds the default back.
+
+One thread by default, as a trial of the study trains (one CPU per trial, the cores
+filled with trials side by side); `--explain` adds all of torch's threads.
 
     python bench/hardware.py [--quick] [--explain] [--threads N]
 
@@ -84,16 +87,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1 timed step, a smaller matmul")
     parser.add_argument("--explain", action="store_true", help="also the variants (see above)")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    # One thread by default: a trial of the study gets one CPU and trains on one thread
+    # (trainables.train.trial_threads), the machine's cores filled with trials side by side.
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--steps", type=int, default=3, help="timed steps (the best counts)")
     args = parser.parse_args()
     steps, n = (1, 1024) if args.quick else (args.steps, 2048)
     main_setting = Setting("default", args.threads, 128)
     settings = [main_setting]
     if args.explain:
+        every = torch.get_num_threads()
         settings += [
+            Setting("all threads", every, 128),
             Setting("channels_last", args.threads, 128, channels_last=True),
-            Setting("1 thread", 1, 128),
             Setting("batch 32", args.threads, 32),
         ]
     print(
