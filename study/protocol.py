@@ -23,6 +23,7 @@ from study.sources import pretrain_sources
 from study.stores import redact
 from study.target import load_checked_target
 from study.trial_logger import MlflowTrialLogger
+from study.tuner import trial_slots
 from trainables.registry import get_arch
 
 
@@ -69,6 +70,17 @@ class PhaseClock:
         finally:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.monotonic() - started
 
+    def training_share(self, train_seconds: float, slots: int) -> tuple[float, str]:
+        """The share of the trial slots' time (slots x the search and confirm phases' wall
+        time) the trials spent training, and a line that says so. What is not training
+        is orchestration, idle slots waiting on the driver, and trial setup."""
+        slot_seconds = slots * sum(self.seconds.get(name, 0.0) for name in ("search", "confirm"))
+        share = train_seconds / slot_seconds if slot_seconds else 0.0
+        return share, (
+            f"trial slots spent training: {share:.0%} ({train_seconds:.0f} s of "
+            f"{slots} slots x {slot_seconds / slots if slots else 0:.0f} s of search and confirm)"
+        )
+
     def summary(self) -> str:
         total = sum(self.seconds.values())
         parts = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in self.seconds.items())
@@ -109,9 +121,13 @@ def _run_in_runtime(config: StudyConfig, target, clock: PhaseClock, log, resume:
         with clock.phase("report"):
             answer = finish_report(client, parent, log)
         log(clock.summary())
-        tracking.log_study_values(
-            client, parent, metrics={f"seconds_{k}": v for k, v in clock.seconds.items()}
+        share, line = clock.training_share(
+            tracking.trials_train_seconds(client, parent), trial_slots(config)
         )
+        log(line)
+        seconds = {f"seconds_{k}": v for k, v in clock.seconds.items()}
+        metrics = {**seconds, tracking.METRIC_TRAINING_SHARE: share}
+        tracking.log_study_values(client, parent, metrics=metrics)
     except BaseException:
         tracking.end_study_run(client, parent, "FAILED")
         raise

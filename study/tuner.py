@@ -62,7 +62,9 @@ def _trainable(config: StudyConfig, target, sources):
     return tune.with_resources(trainable, resources)
 
 
-def _max_concurrent(config: StudyConfig) -> int:
+def trial_slots(config: StudyConfig) -> int:
+    """Trials that run at once: `max_concurrent_trials`, else as many as the cluster's CPUs
+    hold."""
     if config.resources.max_concurrent_trials:
         return config.resources.max_concurrent_trials
     cpus = ray.cluster_resources().get("CPU", 1)
@@ -157,7 +159,7 @@ def search_tuner(
             search_alg=searcher,
             scheduler=early_stopping(config),
             num_samples=searcher.total_budget(),
-            max_concurrent_trials=_max_concurrent(config),
+            max_concurrent_trials=trial_slots(config),
             reuse_actors=True,
         ),
         run_config=run_config(config, name, callbacks),
@@ -179,7 +181,7 @@ def confirm_tuner(
             mode="max",
             search_alg=FixedConfigs(trial_configs, metric=METRIC),
             num_samples=len(trial_configs),
-            max_concurrent_trials=_max_concurrent(config),
+            max_concurrent_trials=trial_slots(config),
             reuse_actors=True,
         ),
         run_config=run_config(config, name, callbacks),
