@@ -1,17 +1,18 @@
 """Orchestration overhead: the same trials inside the study machinery and in a bare loop.
 
 Each case (resnet18 fine-tuned at 32 px, lenet5 fine-tuned) is a few trials of the
-same configuration on different seeds, run three ways in this one process:
+same configuration on different seeds, run four ways in this one process:
 
 - bare: a plain PyTorch loop, one trial after the other: the trial's model and weights
   (trainables.train.build_trial_model), Adam steps (trainables.loops.train_steps) and a
   validation accuracy after each of the `reports` chunks, a test accuracy at the end;
   nothing else;
 - study: the study's confirm Tuner on a local Ray runtime of 1 CPU (bench/in_study.py):
-  `tune_trial` in a reused Ray actor, a report per chunk, a checkpoint with every report,
-  the MLflow trial callback writing child runs to a SQLite store;
-- study, no checkpoints: the same with `fault_tolerance.checkpoint_every: 0`, which
-  prices the checkpoints.
+  `tune_trial` in a reused Ray actor, a report per chunk, checkpoints as the service's
+  default `fault_tolerance.checkpoint_every` has them, the MLflow trial callback writing
+  child runs to a SQLite store;
+- the same with a checkpoint with every report (`checkpoint_every: 1`) and with none
+  (0), which prices the checkpoints.
 
 Both sides train on one thread (a trial of the study gets 1 CPU); the images are the
 same (steps x batch per trial), so images/s ratios are ratios of seconds per trial.
@@ -45,12 +46,14 @@ from bench.in_study import (
     study_world,
     trial_configs,
 )
+from study.config import FaultToleranceConfig
 from trainables.contract import TrialConfig
 from trainables.datasets import load_target
 from trainables.loops import accuracy, make_optimizer, train_steps
 from trainables.train import build_trial_model
 
 GOAL = 0.95
+DEFAULT_EVERY = FaultToleranceConfig().checkpoint_every
 BATCH, REPORTS = 32, 4
 # (arch, steps per trial, trials): about as long as the default study's trials.
 CASES = {"resnet18": (24, 4), "lenet5": (200, 4)}
@@ -81,31 +84,32 @@ def case_trials(arch: str, steps: int, trials: int) -> list[dict]:
 
 
 def measure(folder, case: str, configs, target, sources, repeat: int) -> dict[str, float]:
-    """One repeat: seconds per trial bare, in the study, in the study without checkpoints,
-    and the study Tuner's start (its first trial's wait beyond a bare trial)."""
+    """One repeat: seconds per trial bare and in the study (checkpoints as the service's
+    default has them, with every report, none), and the study Tuner's start (its first
+    trial's wait beyond a bare trial)."""
     started = time.perf_counter()
     for config in configs:
         bare_trial(TrialConfig.from_tune(config), target, sources)
     bare = (time.perf_counter() - started) / len(configs)
     seconds = {"bare": bare}
-    ways = (("study", 1), ("no checkpoints", 0))
-    for label, every in ways if repeat % 2 == 0 else ways[::-1]:  # neither always goes first
-        name = f"{case}-{repeat}-ck{every}"
+    ways = [("study", DEFAULT_EVERY), ("every report", 1), ("none", 0)]
+    for label, every in ways[repeat % 3 :] + ways[: repeat % 3]:  # none always goes first
+        name = f"{case}-{repeat}-{label.replace(' ', '-')}"
         world = study_world(folder, name, [case], every, num_cpus=1)
         timing = run_in_study(world, name, target, sources, configs)
         seconds[label] = timing.per_trial()
-        if every:
+        if label == "study":
             seconds["tuner start"] = timing.completions[0] - bare
     return seconds
 
 
 def report(case: str, images: int, s: dict[str, float]) -> float:
-    """Prints the case's row; returns its steady-state ratio."""
-    ratio, no_ckpt = s["bare"] / s["study"], s["bare"] / s["no checkpoints"]
+    """Prints the case's row; returns its ratio (the service's default checkpoints)."""
+    ratio = s["bare"] / s["study"]
     print(
         f"{case:<10} {images:>7} {s['bare']:>7.2f} {s['study']:>8.2f} {ratio:>6.3f} "
-        f"{s['no checkpoints']:>9.2f} {no_ckpt:>6.3f} "
-        f"{s['study'] / s['no checkpoints'] - 1:>+9.1%} {s['tuner start']:>8.1f}"
+        f"{s['bare'] / s['every report']:>13.3f} {s['bare'] / s['none']:>9.3f} "
+        f"{s['every report'] / s['none'] - 1:>+10.1%} {s['tuner start']:>8.1f}"
     )
     return ratio
 
@@ -121,8 +125,9 @@ def main() -> None:
     sources = source_states({*cases, "lenet5"})
     print(f"digits, {len(target.train_subset(None, 0))} training images 1x32x32, batch {BATCH}, "
           f"{REPORTS} reports per trial, 1 thread; seconds per trial, median of {repeats}")  # fmt: skip
-    print(f"{'case':<10} {'images':>7} {'bare':>7} {'study':>8} {'ratio':>6} "
-          f"{'no ckpts':>9} {'ratio':>6} {'ckpt cost':>9} {'Tuner start':>8}")  # fmt: skip
+    print(f"{'':<10} {'':>7} {'seconds per trial':>17} {'':>6} {'ratio, checkpoints':>24} {'':>9} "
+          f"{'ckpt every':>10}\n{'case':<10} {'images':>7} {'bare':>7} {'study':>8} {'ratio':>6} "
+          f"{'every report':>13} {'none':>9} {'report cost':>10} {'Tuner start':>8}")  # fmt: skip
     ratios = []
     with ray_and_folder(num_cpus=1) as folder:
         # The first Tuner of a process pays one-time costs (imports, the first worker

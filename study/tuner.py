@@ -29,7 +29,7 @@ METRIC = Report.VAL_ACC
 # Progress output: Ray Tune's compact periodic trial table (CLIReporter) instead of the new
 # output engine, which prints a box per trial start and result.
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-# Trials checkpoint every report, and Ray snapshots the experiment state every
+# Trials checkpoint every few reports, and Ray snapshots the experiment state every
 # `keep_checkpoints` trial checkpoints; frequent snapshots are what resume wants, so
 # Ray's warning about them is off.
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
