@@ -32,14 +32,23 @@ from trainables.weights import torchvision_cache_file
 WEIGHT_LAYERS = (nn.Conv2d, nn.Linear)
 
 
-def measure(spec: ArchSpec, num_classes: int = 1000, in_channels: int = 3) -> dict:
-    """The table's row for `spec`, computed from a meta-device build."""
+def forward_flops(
+    spec: ArchSpec, num_classes: int, in_channels: int, image_size: int, batch: int = 1
+) -> tuple[int, nn.Module]:
+    """FLOPs (2 per multiply-accumulate; convolutions and matrix products only) of one
+    forward pass of `batch` images, and the meta-device model they were counted on. The
+    one MAC counter of the project: `study archs` and bench/hardware.py both use it."""
     with torch.device("meta"):
         model = spec.build(num_classes, in_channels).eval()
-        x = torch.empty(1, in_channels, spec.default_input_size, spec.default_input_size)
+        x = torch.empty(batch, in_channels, image_size, image_size)
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model(x)
-    flops = counter.get_total_flops()
+    return counter.get_total_flops(), model
+
+
+def measure(spec: ArchSpec, num_classes: int = 1000, in_channels: int = 3) -> dict:
+    """The table's row for `spec`, computed from a meta-device build."""
+    flops, model = forward_flops(spec, num_classes, in_channels, spec.default_input_size)
     params = count_params(model)
     cached = [name for name in spec.torchvision_weights if torchvision_cache_file(name).exists()]
     return {

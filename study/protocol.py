@@ -29,6 +29,7 @@ from study.store_checks import check_stores
 from study.stores import redact
 from study.target import load_checked_target
 from study.trial_logger import MlflowTrialLogger
+from study.tuner import trial_slots
 from trainables.registry import get_arch
 
 
@@ -79,6 +80,17 @@ class PhaseClock:
         finally:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.monotonic() - started
 
+    def training_share(self, train_seconds: float, slots: int) -> tuple[float, str]:
+        """The share of the trial slots' time (slots x the search and confirm phases' wall
+        time) the trials spent training, and a line that says so. What is not training
+        is orchestration, idle slots waiting on the driver, and trial setup."""
+        slot_seconds = slots * sum(self.seconds.get(name, 0.0) for name in ("search", "confirm"))
+        share = train_seconds / slot_seconds if slot_seconds else 0.0
+        return share, (
+            f"trial slots spent training: {share:.0%} ({train_seconds:.0f} s of "
+            f"{slots} slots x {slot_seconds / slots if slots else 0:.0f} s of search and confirm)"
+        )
+
     def summary(self) -> str:
         total = sum(self.seconds.values())
         parts = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in self.seconds.items())
@@ -122,7 +134,7 @@ def _run_in_runtime(config, target, clock: PhaseClock, log, resume, verbose, com
             answer = _run_stages(
                 config, target, client, (experiment_id, parent), clock, log, verbose
             )
-        describe_answer(client, parent, clock, answer, log)
+        describe_answer(client, parent, clock, answer, log, trial_slots(config))
     except BaseException as error:
         close_stopped_study(client, config, parent, study_key, error, log)
         raise
@@ -149,13 +161,15 @@ def _run_stages(config, target, client, run, clock, log, verbose) -> list[dict]:
         return finish_report(client, parent, log)
 
 
-def describe_answer(client, parent: str, clock: PhaseClock, answer: list[dict], log) -> None:
-    """Print and log the wall time per phase; then the run's description, the answer,
-    last, so it has every phase's wall time."""
+def describe_answer(client, parent: str, clock: PhaseClock, answer, log, slots: int) -> None:
+    """Print and log the wall time per phase and the trial slots' share spent training;
+    then the run's description, the answer, last, so it has every phase's wall time."""
     log(clock.summary())
-    tracking.log_study_values(
-        client, parent, metrics={f"seconds_{k}": v for k, v in clock.seconds.items()}
-    )
+    share, line = clock.training_share(tracking.trials_train_seconds(client, parent), slots)
+    log(line)
+    seconds = {f"seconds_{k}": v for k, v in clock.seconds.items()}
+    metrics = {**seconds, tracking.METRIC_TRAINING_SHARE: share}
+    tracking.log_study_values(client, parent, metrics=metrics)
     tracking.describe_run(client, parent, study_markdown(client.get_run(parent), answer))
 
 

@@ -80,6 +80,8 @@ METRIC_VAL_ACC = Report.VAL_ACC
 METRIC_TEST_ACC = Report.TEST_ACC
 METRIC_TRAIN_SECONDS = Report.TRAIN_SECONDS
 METRIC_TRAINABLE_PARAMS = Report.TRAINABLE_PARAMS
+# The study run's: the share of its trial slots' time spent training (study.protocol).
+METRIC_TRAINING_SHARE = "training_share"
 STEP_METRICS = (Report.VAL_ACC, Report.BEST_VAL_ACC, Report.TRAIN_LOSS)
 
 PRETRAIN_EXPERIMENT = "source-pretraining"
@@ -165,6 +167,13 @@ def search_runs(
         order_by=["attributes.start_time DESC"] if latest_only else None,
         max_results=1 if latest_only else ALL_RUNS,
     )
+
+
+def trials_train_seconds(client: MlflowClient, parent_run_id: str) -> float:
+    """Seconds the study's trials spent training, summed over its trial runs (each run's
+    last `train_seconds`; a failed trial has none)."""
+    runs = child_runs(client, parent_run_id)
+    return sum(run.data.metrics.get(METRIC_TRAIN_SECONDS, 0.0) for run in runs)
 
 
 def child_runs(

@@ -30,7 +30,7 @@ METRIC = Report.VAL_ACC
 # periodic trial table (CLIReporter), never the new output engine, which prints a box per
 # trial start and result.
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-# Trials checkpoint every report, and Ray snapshots the experiment state every
+# Trials checkpoint every few reports, and Ray snapshots the experiment state every
 # `keep_checkpoints` trial checkpoints; frequent snapshots are what resume wants, so
 # Ray's warning about them is off.
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
@@ -63,7 +63,9 @@ def _trainable(config: StudyConfig, target, sources):
     return tune.with_resources(trainable, resources)
 
 
-def _max_concurrent(config: StudyConfig) -> int:
+def trial_slots(config: StudyConfig) -> int:
+    """Trials that run at once: `max_concurrent_trials`, else as many as the cluster's CPUs
+    hold."""
     if config.resources.max_concurrent_trials:
         return config.resources.max_concurrent_trials
     cpus = ray.cluster_resources().get("CPU", 1)
@@ -166,7 +168,7 @@ def search_tuner(
             search_alg=searcher,
             scheduler=early_stopping(config),
             num_samples=searcher.total_budget(),
-            max_concurrent_trials=_max_concurrent(config),
+            max_concurrent_trials=trial_slots(config),
             reuse_actors=True,
         ),
         run_config=run_config(config, name, callbacks, verbose),
@@ -194,7 +196,7 @@ def confirm_tuner(
             mode="max",
             search_alg=FixedConfigs(trial_configs, metric=METRIC),
             num_samples=len(trial_configs),
-            max_concurrent_trials=_max_concurrent(config),
+            max_concurrent_trials=trial_slots(config),
             reuse_actors=True,
         ),
         run_config=run_config(config, name, callbacks, verbose),

@@ -48,6 +48,7 @@ def test_run_prints_progress_the_answer_and_how_to_open_the_ui(smoke):
     assert "Number of trials" not in done.stdout  # Ray's trial table is for --verbose
     assert "Best freeze strategy per target dataset size" in done.stdout
     assert "mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1" in done.stdout
+    assert "trial slots spent training: " in done.stdout
 
 
 def test_terminal_output_grows_with_time_not_with_trials(smoke):
@@ -147,6 +148,7 @@ def test_confirm_covers_every_freeze_boundary_of_every_architecture(smoke):
         "1 trials per (size, architecture, strategy label)" in parent.data.params["tuning_budget"]
     )
     assert {"seconds_pretrain", "seconds_search", "seconds_confirm"} <= set(parent.data.metrics)
+    assert 0 < parent.data.metrics[t.METRIC_TRAINING_SHARE] <= 1
 
 
 def test_best_freeze_json_has_one_entry_per_size(smoke):

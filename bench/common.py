@@ -1,0 +1,49 @@
+"""What the benchmarks share: timing, the ratio line every script ends with, and a bare
+training loop built from the trial's own pieces (trainables.loops), so "bare" differs from
+"in the study" only by the orchestration around it.
+
+Every script prints its ratio last, as `ratio <name>: <value> (goal ...: met|not met)`;
+tests/test_bench.py runs each with `--quick` and reads that line. Ratios, never absolute
+times, are what the README reports: the machines these run on are shared and noisy.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+from trainables.loops import make_optimizer, train_steps
+
+
+def seconds_of(fn: Callable[[], object], repeats: int) -> list[float]:
+    """Wall seconds of each of `repeats` calls of `fn`, after one untimed warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def median_seconds(fn: Callable[[], object], repeats: int) -> float:
+    return statistics.median(seconds_of(fn, repeats))
+
+
+def ratio_line(name: str, value: float, goal: float, unit: str = "") -> str:
+    """The line every benchmark ends with (tests/test_bench.py looks for it)."""
+    verdict = "met" if value >= goal else "not met"
+    return f"ratio {name}: {value:.3f}{unit} (goal >= {goal:g}{unit}: {verdict})"
+
+
+def bare_steps(model: torch.nn.Module, x, y, steps: int, batch_size: int, lr: float = 1e-3):
+    """`steps` training steps of `model` with the trial's loop and optimizer (Adam, as the
+    default study trains), no Ray, no reports, no checkpoints."""
+    optimizer, scheduler = make_optimizer(
+        [{"params": [p for p in model.parameters() if p.requires_grad], "lr": lr}], steps, "adam"
+    )
+    generator = torch.Generator().manual_seed(0)
+    return train_steps(model, optimizer, scheduler, x, y, steps, batch_size, generator)

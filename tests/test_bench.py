@@ -1,0 +1,49 @@
+"""Each benchmark in bench/ runs in its `--quick` form and ends with its ratio line.
+
+Nothing is asserted about the ratios themselves: they are wall-clock measurements on a
+shared machine (the README reports them, measured with the full commands). The two that
+start Ray take one to four minutes on a loaded 2-core machine: `slow`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+RATIO = re.compile(r"^ratio .+: \d+\.\d+ \(goal >= [\d.]+: (met|not met)\)$")
+
+
+def run_bench(script: str, timeout: float = 300) -> str:
+    env = os.environ | {"PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), "--quick"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def last_line(output: str) -> str:
+    return output.strip().splitlines()[-1]
+
+
+def test_hardware_bench_prints_its_ratio():
+    assert RATIO.match(last_line(run_bench("hardware.py")))
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_overhead_bench_prints_its_ratio():
+    assert RATIO.match(last_line(run_bench("overhead.py")))
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_peer_bench_prints_its_ratio():
+    assert RATIO.match(last_line(run_bench("peer.py")))
