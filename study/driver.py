@@ -57,6 +57,12 @@ def interruptible():
     _installed.append(handler)
     try:
         yield
+    except KeyboardInterrupt as error:
+        # A signal that lands inside Ray's C++ calls (ray.wait) comes out as Ray's own
+        # KeyboardInterrupt, not the handler's Interrupted: it is the same stop.
+        if received and not isinstance(error, Interrupted):
+            raise Interrupted(received[0]) from error
+        raise
     finally:
         _installed.remove(handler)
         for number, old in previous.items():

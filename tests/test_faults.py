@@ -26,7 +26,8 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 def write_config(workdir: Path) -> None:
     data = load_preset("smoke").model_dump(mode="json", exclude={"stores"})
     data["name"] = "faults"
-    data["search"]["trials_per_label"] = 2  # the search lasts long enough to be stopped
+    data["search"]["trials_per_label"] = 2  # the study lasts long enough to be stopped
+    data["training"]["steps"] = [{"up_to": None, "steps": 300}]  # trials of a few seconds
     (workdir / "study.yaml").write_text(yaml.safe_dump(data))
 
 
@@ -76,6 +77,7 @@ def test_second_driver_refuses_sigterm_closes_everything_and_resume_finishes(wor
         assert len(lines) == 1 and f":{first.pid} " in lines[0], lines
         assert "is being run by driver" in lines[0] and "Traceback" not in second.stderr
 
+        wait_for_a_running_trial(client, first, workdir)  # (the refusal took a while)
         first.send_signal(signal.SIGTERM)
         assert first.wait(timeout=180) == 128 + signal.SIGTERM
     finally:
