@@ -13,6 +13,7 @@ knows are closed as KILLED (`trial_state` `interrupted`), so no run is left RUNN
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import time
@@ -94,6 +95,10 @@ def client_for(tracking_uri: str) -> MlflowClient:
     SQLite file races in MLflow's migrations.
     """
     return MlflowClient(tracking_uri=sqlalchemy_url(tracking_uri))
+
+
+# MLflow logs two INFO lines on the terminal whenever it creates a database's tables.
+logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
 
 
 # MLflow 3's UI opens an experiment in its GenAI view unless it says it holds model training.
