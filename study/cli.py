@@ -68,12 +68,17 @@ def cmd_run(args) -> int:
     print()
     print(
         f"Best freeze strategy per target dataset size (study {config.name}, mean test "
-        f"accuracy over {config.target.seeds} seeds):"
+        f"accuracy over {_seeds(config)} seeds):"
     )
     print(best_freeze_table(answer))
     print()
     print(f"Browse every trial in the MLflow UI: {ui_command(config.stores.mlflow)}")
     return 0
+
+
+def _seeds(config) -> str:
+    """`5`, or `5/3` when the targets have different numbers of seeds."""
+    return "/".join(str(n) for n in sorted({t.seeds for t in config.target_list()}))
 
 
 PLOT_FORMATS = (".png", ".pdf", ".svg")
@@ -88,14 +93,14 @@ def _check_plot_file(path: Path) -> None:
 
 def cmd_best_freeze(args) -> int:
     from study import tracking
-    from study.query import best_per_size, latest_study_run, study_confirm_rows
+    from study.query import latest_study_run, study_answer
     from study.report import best_freeze_table, ranking_table
 
     if args.plot:
         _check_plot_file(Path(args.plot))
     client = tracking.client_for(_existing_store(args.tracking_uri))
     parent = latest_study_run(client, args.experiment)
-    answer = best_per_size(study_confirm_rows(client, parent.info.run_id))
+    answer = study_answer(client, parent)
     if args.plot:
         from study.plots import answer_figure
 
@@ -178,14 +183,14 @@ def cmd_validate(args) -> int:
     """Check a study config (and a cluster file) without running or writing anything."""
     from study.cluster import cluster_problems
     from study.config import ConfigError
-    from study.target import load_checked_target
+    from study.target import load_checked_targets
 
     problems = _config_file_problems(Path(args.config)) if args.config else []
     config = None
     if not problems:
         try:
             config = _study_config(args)
-            load_checked_target(config)
+            load_checked_targets(config)
         except ConfigError as error:
             problems.append(str(error))
     if config is not None:

@@ -7,6 +7,7 @@ clear line before any trial runs or any store is touched.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -61,7 +62,15 @@ class IntRange(Strict):
         return (self.low, self.high)
 
 
+TARGET_NAME = r"^[A-Za-z0-9_-]+$"  # a piece of Optuna study names and MLflow tags
+
+
 class TargetConfig(Strict):
+    name: str | None = Field(
+        None,
+        pattern=TARGET_NAME,
+        description="the target's name in strata, tags and the answer (default: from dataset)",
+    )
     dataset: str = Field(
         "digits",
         description="digits | glyphs | imagefolder:<path> | torchvision:<CIFAR10|CIFAR100|MNIST|FashionMNIST>",
@@ -81,6 +90,16 @@ class TargetConfig(Strict):
     seeds: int = Field(5, ge=1, le=100, description="seeds 0..seeds-1 in the confirm phase")
     val_per_class: int = Field(30, ge=1)
     test_per_class: int = Field(50, ge=1)
+
+    @property
+    def key(self) -> str:
+        """The target's name: `name`, else its dataset spelled with [A-Za-z0-9_-] only
+        (`torchvision:CIFAR10` -> `torchvision-CIFAR10`)."""
+        return self.name or re.sub(r"[^A-Za-z0-9_-]+", "-", self.dataset).strip("-")
+
+    def trial_sizes(self) -> list[int | None]:
+        """Sizes as trials see them: None is the whole pool ('all')."""
+        return [None if size == "all" else size for size in self.sizes]
 
     @field_validator("dataset")
     @classmethod
@@ -273,7 +292,10 @@ class StoresConfig(Strict):
 
 class StudyConfig(Strict):
     name: str = Field("glyphs-to-digits", pattern=r"^[A-Za-z0-9_.-]+$")
-    target: TargetConfig = TargetConfig()
+    # One target (`target:`) or several (`targets:`, each entry what `target:` is): the
+    # strata of the study are (target, size); see `target_list` and `strata`.
+    target: TargetConfig | None = None
+    targets: list[TargetConfig] | None = Field(None, min_length=1)
     source: SourceConfig = SourceConfig()
     training: TrainingConfig = TrainingConfig()
     search: SearchConfig = SearchConfig()
@@ -290,6 +312,37 @@ class StudyConfig(Strict):
             )
         return name
 
+    @model_validator(mode="before")
+    @classmethod
+    def _one_target_section(cls, data):
+        if isinstance(data, dict):
+            if data.get("target") is not None and data.get("targets") is not None:
+                raise ValueError("give either `target:` (one) or `targets:` (a list), not both")
+            if data.get("target") is None and data.get("targets") is None:
+                data = {**data, "target": {}}  # the default target
+        return data
+
+    @field_validator("targets")
+    @classmethod
+    def _distinct_target_names(cls, targets):
+        keys = [target.key for target in targets or []]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"targets must have distinct names, got {keys}; give each a `name:`")
+        return targets
+
+    def target_list(self) -> list[TargetConfig]:
+        """Every target of the study, in config order (one for a `target:` study)."""
+        return list(self.targets) if self.targets is not None else [self.target]
+
+    def several_targets(self) -> bool:
+        return self.targets is not None and len(self.targets) > 1
+
+    def strata(self) -> list[tuple[TargetConfig, int | None]]:
+        """(target, size) pairs, the strata of the answer: each target's sizes in order."""
+        return [(target, size) for target in self.target_list() for size in target.trial_sizes()]
+
     def sizes(self) -> list[int | None]:
-        """Sizes as trials see them: None is the whole pool ('all')."""
-        return [None if size == "all" else size for size in self.target.sizes]
+        """Sizes as trials see them (None: 'all'), of a single-target study."""
+        if self.several_targets():
+            raise ValueError("a study of several targets has sizes per target: use strata()")
+        return self.target_list()[0].trial_sizes()

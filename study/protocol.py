@@ -17,13 +17,14 @@ from study.config import StudyConfig
 from study.confirm_phase import confirm_budget, run_confirm
 from study.dataset_inputs import training_subsets
 from study.descriptions import experiment_description, study_markdown
-from study.query import best_per_size, study_confirm_rows
+from study.query import study_answer, study_confirm_rows
 from study.resume import study_to_resume
 from study.runtime import ray_runtime
 from study.search_phase import run_search, search_budget
+from study.similarity import measure_similarity
 from study.sources import pretrain_sources
 from study.stores import redact
-from study.target import load_checked_target
+from study.target import load_checked_targets
 from study.trial_logger import MlflowTrialLogger
 from trainables.registry import get_arch
 
@@ -50,8 +51,8 @@ def open_study_run(
         log(f"study {config.name}: no earlier study to resume; starting a new one")
     dumped = config.model_dump(mode="json")
     budget = {
-        "tuning_budget": f"{config.search.trials_per_label} trials per (size, architecture, "
-        "strategy label)",
+        "tuning_budget": f"{config.search.trials_per_label} trials per "
+        f"({'target, ' if config.several_targets() else ''}size, architecture, strategy label)",
         "search_trials": search_budget(config),
         "confirm_trials": confirm_budget(config),
     }
@@ -98,29 +99,31 @@ def run_study(
     """
     clock = PhaseClock()
     with clock.phase("load"):  # bad input stops here, before any store is touched
-        target = load_checked_target(config)
+        targets = load_checked_targets(config)
     # Joined or started before the stores are touched: a cluster that cannot hold one
     # trial stops the study here, with nothing written.
     with ray_runtime(config, log):
-        return _run_in_runtime(config, target, clock, log, resume, verbose, command)
+        return _run_in_runtime(config, targets, clock, log, resume, verbose, command)
 
 
-def _run_in_runtime(config, target, clock: PhaseClock, log, resume, verbose, command):
+def _run_in_runtime(config, targets, clock: PhaseClock, log, resume, verbose, command):
     stages = {arch: get_arch(arch).num_stages for arch in config.search.architectures}
     client = tracking.client_for(config.stores.mlflow)
     experiment_id, parent, finished = open_study_run(client, config, resume, log, command)
     if finished:
-        return best_per_size(study_confirm_rows(client, parent))
+        return study_answer(client, client.get_run(parent))
     try:
         with clock.phase("pretrain"):  # in Ray tasks, one per architecture
             sources = pretrain_sources(config, client, log)
-        subsets = training_subsets(target, config.sizes(), config.target.seeds)
+        with clock.phase("similarity"):  # source vs each target, in the pretrained features
+            measure_similarity(config, targets, sources, client, parent, log)
+        subsets = training_subsets(config, targets)
         logger = MlflowTrialLogger(client, experiment_id, parent, stages, strategy_label, subsets)
         study_key = f"{config.name}.{parent[:8]}"
         with clock.phase("search"):
-            results = run_search(config, study_key, target, sources, logger, log, verbose)
+            results = run_search(config, study_key, targets, sources, logger, log, verbose)
         with clock.phase("confirm"):
-            phase = (config, study_key, target, sources, results, logger, client, parent)
+            phase = (config, study_key, targets, sources, results, logger, client, parent)
             run_confirm(*phase, log, verbose)
         with clock.phase("report"):
             answer = finish_report(client, parent, log)
@@ -148,6 +151,6 @@ def finish_report(client, parent: str, log) -> list[dict]:
     if interrupted:
         log(f"closed {interrupted} MLflow runs of trials the killed driver had started")
     rows = study_confirm_rows(client, parent)
-    answer = best_per_size(rows)
+    answer = study_answer(client, client.get_run(parent))
     report.log_report(client, parent, answer, rows)
     return answer
