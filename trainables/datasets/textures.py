@@ -21,9 +21,9 @@ from trainables.datasets.splits import SPLIT_SEED, assemble, split_pool
 
 TEXTURES_PER_CLASS = 150
 CLASSES = (
-    "grating-0",  # horizontal stripes
+    "grating-0",  # vertical stripes (the phase runs along x)
     "grating-45",
-    "grating-90",  # vertical stripes
+    "grating-90",  # horizontal stripes
     "grating-135",
     "checkerboard",
     "rings",
