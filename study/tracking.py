@@ -13,6 +13,7 @@ knows are closed as KILLED (`trial_state` `interrupted`), so no run is left RUNN
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -248,6 +249,10 @@ def start_study_run(
     if config is not None:
         client.log_text(run.info.run_id, yaml.safe_dump(config, sort_keys=False), CONFIG_ARTIFACT)
     return run.info.run_id
+
+
+# MLflow draws a progress bar on the terminal for every artifact it downloads (one file).
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def study_config(client: MlflowClient, run_id: str) -> dict | None:
