@@ -140,6 +140,20 @@ def test_confirm_picks_the_best_per_target_and_runs_each_targets_seeds():
     assert target_seeds(parse_config(TWO, "x")) == {"digits": 2, "textures": 2}
 
 
+def test_the_textures_are_ten_classes_drawn_the_same_for_a_seed():
+    from trainables.datasets.textures import CLASSES, render_textures
+
+    images, labels = render_textures(3, seed=5)
+    again, labels_again = render_textures(3, seed=5)
+    other, _ = render_textures(3, seed=6)
+    assert images.dtype == np.uint8 and images.shape == (3 * len(CLASSES), 32, 32)
+    assert len(CLASSES) == 10 and np.bincount(labels).tolist() == [3] * 10
+    assert np.array_equal(images, again) and np.array_equal(labels, labels_again)
+    assert not np.array_equal(images, other)
+    target = load_target("textures", **SMALL)
+    assert target.num_classes == 10 and target.max_size() == 150 - 20 - 30
+
+
 # --- the similarity measure ----------------------------------------------------------------
 
 
