@@ -182,7 +182,10 @@ def draw_freeze_fraction(answer: list[dict], axes) -> None:
 def _similarity_label(target: str, similarity: dict | None) -> str:
     if not similarity:
         return target
-    values = ", ".join(f"{v:.2f}" for _, v in sorted(similarity.items()))
+    values = ", ".join(
+        f"{v:.2f}" if len(similarity) == 1 else f"{arch} {v:.2f}"
+        for arch, v in sorted(similarity.items())
+    )
     return f"{target} ({values})"
 
 
