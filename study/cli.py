@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 EXIT_BAD_INPUT = 2
+EXIT_NO_SPACE = 3  # a disk filled up mid-study; `--resume` continues once there is space
 
 
 class BadInput(Exception):
@@ -49,7 +50,13 @@ def _existing_store(uri: str) -> str:
     return uri
 
 
+def _again(args) -> str:
+    """The command that continues this study."""
+    return " ".join(["study", *sys.argv[1:]] + ([] if args.resume else ["--resume"]))
+
+
 def cmd_run(args) -> int:
+    from study.driver import Interrupted, interruptible, no_space
     from study.protocol import run_study
     from study.report import best_freeze_table
     from study.ui import ui_command
@@ -58,13 +65,28 @@ def cmd_run(args) -> int:
     command = (
         f"study run --config {args.config}" if args.config else f"study run --preset {args.preset}"
     )
-    answer = run_study(
-        config,
-        log=lambda line: print(line, flush=True),
-        resume=args.resume,
-        verbose=args.verbose,
-        command=command,
-    )
+    try:
+        with interruptible():
+            answer = run_study(
+                config,
+                log=lambda line: print(line, flush=True),
+                resume=args.resume,
+                verbose=args.verbose,
+                command=command,
+            )
+    except Exception as error:  # a full disk: the study is closed as failed, resumable
+        full = no_space(error)
+        if full is None:
+            raise
+        print(
+            f"study run: error: no space left on device ({full}); free some space and "
+            f"continue with: {_again(args)}",
+            file=sys.stderr,
+        )
+        return EXIT_NO_SPACE
+    except Interrupted as stop:  # the study is closed as interrupted (study.protocol)
+        print(f"study run: stopped by {stop}; continue it with: {_again(args)}", file=sys.stderr)
+        return stop.exit_code
     print()
     print(
         f"Best freeze strategy per target dataset size (study {config.name}, mean test "
@@ -95,10 +117,12 @@ def cmd_best_freeze(args) -> int:
     from study import tracking
     from study.query import latest_study_run, study_answer
     from study.report import best_freeze_table, ranking_table
+    from study.store_checks import check_tracking_uri
 
     if args.plot:
         _check_plot_file(Path(args.plot))
-    client = tracking.client_for(_existing_store(args.tracking_uri))
+    check_tracking_uri(_existing_store(args.tracking_uri))
+    client = tracking.client_for(args.tracking_uri)
     parent = latest_study_run(client, args.experiment)
     answer = study_answer(client, parent)
     if args.plot:
@@ -133,6 +157,7 @@ def cmd_pretrain(args) -> int:
     from study import tracking
     from study.runtime import ray_runtime
     from study.sources import pretrain_sources
+    from study.store_checks import check_stores
 
     config = _study_config(args)
     if args.arch:
@@ -142,59 +167,42 @@ def cmd_pretrain(args) -> int:
             update={"search": config.search.model_copy(update={"architectures": args.arch})}
         )
         check_names(config, "--arch")
+    check_stores(config.stores)
     client = tracking.client_for(config.stores.mlflow)
     with ray_runtime(config):  # each architecture trains in a Ray task
         pretrain_sources(config, client, log=lambda line: print(line, flush=True))
     return 0
 
 
-def _config_file_problems(path: Path) -> list[str]:
-    import yaml
+def _config_problems(args) -> tuple[list[str], object]:
+    """Every problem of the config (file or preset), and the config to check further."""
+    from study.config import ConfigError
+    from study.config_file import check_config, load_preset, read_config_data
 
-    from study.config_file import config_problems
-
-    if not path.is_file():
-        return [f"config file {path} does not exist"]
+    if not args.config:
+        return [], load_preset(args.preset)
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        return [f"{path}: not valid YAML ({str(error).splitlines()[0]})"]
-    return config_problems(data or {}, str(path))
-
-
-def _store_problems(config) -> list[str]:
-    import importlib.util
-
-    from study.stores import is_postgres, redact
-
-    problems = []
-    for key in ("mlflow", "optuna"):
-        url = getattr(config.stores, key)
-        drivers = [importlib.util.find_spec(name) for name in ("psycopg2", "psycopg")]
-        if is_postgres(url) and not any(drivers):
-            problems.append(
-                f"stores.{key} is PostgreSQL ({redact(url)}) but no PostgreSQL driver is "
-                f"installed; pip install '.[postgres]'"
-            )
-    return problems
+        data = read_config_data(args.config)
+    except ConfigError as error:
+        return [str(error)], None
+    return check_config(data, str(args.config))
 
 
 def cmd_validate(args) -> int:
-    """Check a study config (and a cluster file) without running or writing anything."""
+    """Check a study config (and a cluster file) without running or writing anything;
+    every problem found is listed (schema, names, data and sizes, stores, cluster)."""
     from study.cluster import cluster_problems
     from study.config import ConfigError
+    from study.store_checks import store_problems
     from study.target import load_checked_targets
 
-    problems = _config_file_problems(Path(args.config)) if args.config else []
-    config = None
-    if not problems:
+    problems, config = _config_problems(args)
+    if config is not None:
         try:
-            config = _study_config(args)
             load_checked_targets(config)
         except ConfigError as error:
             problems.append(str(error))
-    if config is not None:
-        problems += _store_problems(config)
+        problems += store_problems(config.stores)
     if args.cluster:
         problems += cluster_problems(args.cluster, config)
     if problems:

@@ -15,8 +15,6 @@ import logging
 import re
 from pathlib import Path
 
-import yaml
-
 from study.stores import password, redact
 
 URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"]+")
@@ -70,14 +68,15 @@ def _prepared(raw: dict) -> dict:
 
 def cluster_problems(path: str | Path, config=None) -> list[str]:
     """One line per problem of the cluster file (and of a study config on it); [] if none."""
+    from study.config import ConfigError
+    from study.config_file import read_yaml
+
     path = Path(path)
     name = str(path)
-    if not path.is_file():
-        return [f"cluster file {name} does not exist"]
     try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        return [f"{name}: not valid YAML ({str(error).splitlines()[0]})"]
+        raw = read_yaml(path, "cluster file")
+    except ConfigError as error:
+        return [str(error)]
     if not isinstance(raw, dict):
         return [f"{name}: a cluster file must be a YAML mapping, got {type(raw).__name__}"]
 

@@ -11,8 +11,6 @@ import re
 from typing import Annotated, Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     field_serializer,
     field_validator,
@@ -21,110 +19,36 @@ from pydantic import (
 
 from search_spaces.strategies import list_strategies
 from search_spaces.transfer import Ranges
+from study.config_base import ConfigError, Strict
+from study.target_config import TargetConfig
+
+__all__ = ["ConfigError", "Strict", "StudyConfig", "TargetConfig"]  # and the sections
 
 Positive = Annotated[float, Field(gt=0)]
+NAME_MAX = 80
+NAME_PATTERN = rf"^[A-Za-z0-9][A-Za-z0-9_.-]{{0,{NAME_MAX - 1}}}$"
 StrategyName = Literal[list_strategies()]  # the registered strategies, in their order
 
 
-class ConfigError(ValueError):
-    """Bad user input: the message is one line naming the problem and the allowed values."""
+class _Range(Strict):
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low}) must not exceed high ({self.high})")
+        return self
+
+    def pair(self) -> tuple:
+        return (self.low, self.high)
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class LogRange(Strict):
+class LogRange(_Range):
     low: Positive
     high: Positive
 
-    @model_validator(mode="after")
-    def _ordered(self):
-        if self.low > self.high:
-            raise ValueError(f"low ({self.low}) must not exceed high ({self.high})")
-        return self
 
-    def pair(self) -> tuple[float, float]:
-        return (self.low, self.high)
-
-
-class IntRange(Strict):
+class IntRange(_Range):
     low: int = Field(ge=1)
     high: int = Field(ge=1)
-
-    @model_validator(mode="after")
-    def _ordered(self):
-        if self.low > self.high:
-            raise ValueError(f"low ({self.low}) must not exceed high ({self.high})")
-        return self
-
-    def pair(self) -> tuple[int, int]:
-        return (self.low, self.high)
-
-
-TARGET_NAME = r"^[A-Za-z0-9_-]+$"  # a piece of Optuna study names and MLflow tags
-
-
-class TargetConfig(Strict):
-    name: str | None = Field(
-        None,
-        pattern=TARGET_NAME,
-        description="the target's name in strata, tags and the answer (default: from dataset)",
-    )
-    dataset: str = Field(
-        "digits",
-        description="digits | glyphs | imagefolder:<path> | torchvision:<CIFAR10|CIFAR100|MNIST|FashionMNIST>",
-    )
-    root: str = Field("data", description="where torchvision:<name> datasets live")
-    download: bool = Field(False, description="torchvision:<name>: download into root if absent")
-    image_size: int = Field(32, ge=8, le=1024, description="input size: shorter side + centre crop")
-    channels: Literal["auto", 1, 3] = Field(
-        "auto", description="auto: what the weights expect (1 for glyph-pretrained)"
-    )
-    augment: list[Literal["crop", "flip"]] = Field(
-        default_factory=list, description="random crop / flip of training batches (no cache)"
-    )
-    sizes: list[int | Literal["all"]] = Field(
-        default_factory=lambda: [1, 2, 5, 10, "all"], min_length=1
-    )
-    seeds: int = Field(5, ge=1, le=100, description="seeds 0..seeds-1 in the confirm phase")
-    val_per_class: int = Field(30, ge=1)
-    test_per_class: int = Field(50, ge=1)
-
-    @property
-    def key(self) -> str:
-        """The target's name: `name`, else its dataset spelled with [A-Za-z0-9_-] only
-        (`torchvision:CIFAR10` -> `torchvision-CIFAR10`)."""
-        return self.name or re.sub(r"[^A-Za-z0-9_-]+", "-", self.dataset).strip("-")
-
-    def trial_sizes(self) -> list[int | None]:
-        """Sizes as trials see them: None is the whole pool ('all')."""
-        return [None if size == "all" else size for size in self.sizes]
-
-    @field_validator("dataset")
-    @classmethod
-    def _dataset(cls, dataset: str) -> str:
-        from trainables.datasets import parse_dataset
-
-        parse_dataset(dataset)  # ValueError naming the allowed datasets
-        return dataset
-
-    @field_validator("augment")
-    @classmethod
-    def _augment(cls, augment):
-        if len(set(augment)) != len(augment):
-            raise ValueError(f"augment must not repeat, got {augment}")
-        return augment
-
-    @field_validator("sizes")
-    @classmethod
-    def _sizes(cls, sizes):
-        for size in sizes:
-            if size != "all" and size < 1:
-                raise ValueError(f"sizes must be positive integers or 'all', got {size}")
-        if len(set(map(str, sizes))) != len(sizes):
-            raise ValueError(f"sizes must not repeat, got {sizes}")
-        return sizes
 
 
 class SourceConfig(Strict):
@@ -291,7 +215,8 @@ class StoresConfig(Strict):
 
 
 class StudyConfig(Strict):
-    name: str = Field("glyphs-to-digits", pattern=r"^[A-Za-z0-9_.-]+$")
+    # The name goes into folder, file and Optuna study names: short, and never `.`/`..`.
+    name: str = "glyphs-to-digits"
     # One target (`target:`) or several (`targets:`, each entry what `target:` is): the
     # strata of the study are (target, size); see `target_list` and `strata`.
     target: TargetConfig | None = None
@@ -305,11 +230,14 @@ class StudyConfig(Strict):
 
     @field_validator("name")
     @classmethod
-    def _not_mlflow_default(cls, name: str) -> str:
-        if name.lower() == "default":
+    def _name(cls, name: str) -> str:
+        if not re.fullmatch(NAME_PATTERN, name):
             raise ValueError(
-                "'default' is taken by MLflow's Default experiment; choose another name"
+                f"name must be 1 to {NAME_MAX} characters, letters, digits, `_`, `.` and `-`, "
+                f"starting with a letter or digit"
             )
+        if name.lower() == "default":
+            raise ValueError("'default' is taken by MLflow's Default experiment; choose another")
         return name
 
     @model_validator(mode="before")

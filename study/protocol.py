@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from pathlib import Path
 
 from search_spaces.strategies import strategy_label
 from study import report, tracking
@@ -17,12 +18,15 @@ from study.config import StudyConfig
 from study.confirm_phase import confirm_budget, run_confirm
 from study.dataset_inputs import training_subsets
 from study.descriptions import experiment_description, study_markdown
+from study.driver import lease, refuse_if_running
 from study.query import study_answer, study_confirm_rows
 from study.resume import study_to_resume
 from study.runtime import ray_runtime
 from study.search_phase import run_search, search_budget
+from study.searcher import close_running_trials
 from study.similarity import measure_similarity
 from study.sources import pretrain_sources
+from study.store_checks import check_stores
 from study.stores import redact
 from study.target import load_checked_targets
 from study.trial_logger import MlflowTrialLogger
@@ -100,39 +104,52 @@ def run_study(
     clock = PhaseClock()
     with clock.phase("load"):  # bad input stops here, before any store is touched
         targets = load_checked_targets(config)
-    # Joined or started before the stores are touched: a cluster that cannot hold one
+        check_stores(config.stores)  # scheme, driver, reachability: before the first write
+    # Joined or started before the stores are written: a cluster that cannot hold one
     # trial stops the study here, with nothing written.
     with ray_runtime(config, log):
         return _run_in_runtime(config, targets, clock, log, resume, verbose, command)
 
 
 def _run_in_runtime(config, targets, clock: PhaseClock, log, resume, verbose, command):
-    stages = {arch: get_arch(arch).num_stages for arch in config.search.architectures}
     client = tracking.client_for(config.stores.mlflow)
+    refuse_if_running(client, config.name)  # one driver per study
     experiment_id, parent, finished = open_study_run(client, config, resume, log, command)
     if finished:
         return study_answer(client, client.get_run(parent))
+    study_key = f"{config.name}.{parent[:8]}"
     try:
-        with clock.phase("pretrain"):  # in Ray tasks, one per architecture
-            sources = pretrain_sources(config, client, log)
-        with clock.phase("similarity"):  # source vs each target, in the pretrained features
-            measure_similarity(config, targets, sources, client, parent, log)
-        subsets = training_subsets(config, targets)
-        logger = MlflowTrialLogger(client, experiment_id, parent, stages, strategy_label, subsets)
-        study_key = f"{config.name}.{parent[:8]}"
-        with clock.phase("search"):
-            results = run_search(config, study_key, targets, sources, logger, log, verbose)
-        with clock.phase("confirm"):
-            phase = (config, study_key, targets, sources, results, logger, client, parent)
-            run_confirm(*phase, log, verbose)
-        with clock.phase("report"):
-            answer = finish_report(client, parent, log)
+        with lease(client, parent):
+            answer = _run_stages(
+                config, targets, client, (experiment_id, parent), clock, log, verbose
+            )
         describe_answer(client, parent, clock, answer, log)
-    except BaseException:
-        tracking.end_study_run(client, parent, "FAILED")
+    except BaseException as error:
+        close_stopped_study(client, config, parent, study_key, error, log)
         raise
-    tracking.end_study_run(client, parent, "FINISHED")
+    tracking.end_study_run(client, parent, "FINISHED", "finished")
     return answer
+
+
+def _run_stages(config, targets, client, run, clock, log, verbose) -> list[dict]:
+    """Pretrain, similarity, search, confirm, report (stages 2-5) in study run `run`
+    (experiment id, parent run id); the answer. `targets`: the loaded targets by name."""
+    experiment_id, parent = run
+    stages = {arch: get_arch(arch).num_stages for arch in config.search.architectures}
+    with clock.phase("pretrain"):  # in Ray tasks, one per architecture
+        sources = pretrain_sources(config, client, log)
+    with clock.phase("similarity"):  # source vs each target, in the pretrained features
+        measure_similarity(config, targets, sources, client, parent, log)
+    subsets = training_subsets(config, targets)
+    logger = MlflowTrialLogger(client, experiment_id, parent, stages, strategy_label, subsets)
+    study_key = f"{config.name}.{parent[:8]}"
+    with clock.phase("search"):
+        results = run_search(config, study_key, targets, sources, logger, log, verbose)
+    with clock.phase("confirm"):
+        phase = (config, study_key, targets, sources, results, logger, client, parent)
+        run_confirm(*phase, log, verbose)
+    with clock.phase("report"):
+        return finish_report(client, parent, log)
 
 
 def describe_answer(client, parent: str, clock: PhaseClock, answer: list[dict], log) -> None:
@@ -143,6 +160,26 @@ def describe_answer(client, parent: str, clock: PhaseClock, answer: list[dict], 
         client, parent, metrics={f"seconds_{k}": v for k, v in clock.seconds.items()}
     )
     tracking.describe_run(client, parent, study_markdown(client.get_run(parent), answer))
+
+
+def close_stopped_study(client, config, parent: str, study_key: str, error, log) -> None:
+    """After an interruption or a failure nothing is left RUNNING: trial runs KILLED
+    (`interrupted`), Optuna trials FAIL, the study run KILLED or FAILED; --resume goes on."""
+    interrupted = isinstance(error, KeyboardInterrupt)
+    runs = tracking.close_interrupted_runs(client, parent)
+    trials = 0
+    if optuna_store_exists(config.stores.optuna):
+        trials = close_running_trials(config.stores.optuna, study_key)
+    state = "interrupted" if interrupted else "failed"
+    tracking.end_study_run(client, parent, "KILLED" if interrupted else "FAILED", state)
+    log(f"study {config.name} {state}: closed {runs} trial runs and {trials} Optuna trials")
+
+
+def optuna_store_exists(url: str) -> bool:
+    """False for a SQLite file not created yet (opening it would create it)."""
+    if not url.startswith("sqlite:///"):
+        return True
+    return Path(url.removeprefix("sqlite:///")).is_file()
 
 
 def finish_report(client, parent: str, log) -> list[dict]:

@@ -27,15 +27,23 @@ def latest_study_run(client: MlflowClient, experiment: str | None = None):
     """The most recent finished study (parent) run, in `experiment` or in any experiment."""
     ids = t.experiment_ids(client, experiment)
     if experiment is not None and not ids:
-        raise NoStudyFound(
-            f"no experiment named {experiment!r}; studies in this store: "
-            f"{', '.join(t.experiment_names(client)) or 'none'}"
-        )
+        raise NoStudyFound(f"no experiment named {experiment!r}{_close_names(client, experiment)}")
     run = t.latest_study_run(client, ids, status="FINISHED")
     if run is None:
         where = f"experiment {experiment!r}" if experiment else "this store"
         raise NoStudyFound(f"no finished study in {where}; run `study run` first")
     return run
+
+
+def _close_names(client: MlflowClient, experiment: str) -> str:
+    """Only names the user could have meant: a shared store's other studies are not listed."""
+    import difflib
+
+    names = t.experiment_names(client)
+    close = difflib.get_close_matches(experiment, names, n=5, cutoff=0.6)
+    if close:
+        return f"; did you mean {', '.join(close)}?"
+    return f" (and no name close to it among the {len(names)} studies in this store)"
 
 
 def strategy_family(strategy: str) -> str:

@@ -79,6 +79,7 @@ def ray_runtime(config: StudyConfig, log=print):
         return
     # Ray's INFO lines about connecting would repeat what _announce says.
     ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+    keep_signal_handlers()
     try:
         _announce(runtime, config, log)
         yield runtime
@@ -139,6 +140,14 @@ def check_trial_fits(config: StudyConfig, nodes: list[dict], node_types: list[di
     )
 
 
+def keep_signal_handlers() -> None:
+    """ray.init installs a SIGTERM handler that aborts the driver (no cleanup): put back
+    the driver's own (study.driver.interruptible), when it has one."""
+    from study.driver import reinstall_handlers
+
+    reinstall_handlers()
+
+
 @contextlib.contextmanager
 def local_ray(num_cpus: int | None, parent: str = "/tmp", prefix: str = "ray-study-"):
     """A local Ray runtime in a temp dir of its own, which is removed afterwards (only
@@ -156,6 +165,7 @@ def local_ray(num_cpus: int | None, parent: str = "/tmp", prefix: str = "ray-stu
         log_to_driver=False,
         configure_logging=False,
     )
+    keep_signal_handlers()
     try:
         yield
     finally:

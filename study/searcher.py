@@ -90,6 +90,23 @@ def create_stratum_study(
     return study
 
 
+def close_running_trials(storage: str, study_key: str) -> int:
+    """Close as FAIL (tagged `interrupted`) the trials left RUNNING in the Optuna studies
+    of study `study_key` (its strata): the driver was stopped. Returns how many."""
+    url = sqlalchemy_url(storage)
+    closed = 0
+    for name in optuna.get_all_study_names(url):
+        if not name.startswith(f"{study_key}."):
+            continue
+        study = optuna.load_study(study_name=name, storage=url)
+        for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            trial = optuna.Trial(study, frozen._trial_id)
+            trial.set_user_attr(INTERRUPTED, True)
+            study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+            closed += 1
+    return closed
+
+
 def stratum_of(config: dict) -> str:
     """Which stratum a config belongs to: its `stratum` key, else (configs of a search
     with one study per size) its size."""
@@ -244,7 +261,8 @@ class StratifiedOptunaSearch(StateFileSearcher):
             stratum.suggested = sum(
                 1
                 for t in stratum.study.get_trials(deepcopy=False)
-                if t.state != TrialState.WAITING and not t.user_attrs.get(INTERRUPTED)
+                if t.state != TrialState.WAITING
+                and (not t.user_attrs.get(INTERRUPTED) or t.number in kept)  # Ray goes on
             )
         self.reconciled = True
 

@@ -15,37 +15,68 @@ the environment, so a restored Ray experiment reconnects without the password on
 from __future__ import annotations
 
 import os
-from urllib.parse import urlsplit, urlunsplit
+import re
+from urllib.parse import urlencode
 
 ENV_MLFLOW = "STUDY_MLFLOW_DB"
 ENV_OPTUNA = "STUDY_OPTUNA_DB"
 ENV_MLFLOW_FALLBACK = "MLFLOW_TRACKING_URI"
 ENV_VARS = (ENV_MLFLOW, ENV_OPTUNA, ENV_MLFLOW_FALLBACK)
 MASK = "***"
+# Query parameters a driver reads as a secret (libpq: ?password=, ?sslpassword=).
+SECRET_QUERY_KEYS = ("password", "sslpassword")
+# What a URL looks like to SQLAlchemy: `name://`, the name letters, digits, `_` and `+`.
+SCHEME = re.compile(r"^[\w+]+://")
+# Fallback for a URL SQLAlchemy cannot parse (e.g. port `abc`): everything between
+# `user:` and the last `@` is taken for a password, so a broken URL never shows one.
+USERINFO = re.compile(r"^([\w+]+://[^:/@]*:)(.*)@")
+
+
+def parsed(url: str):
+    """The URL as SQLAlchemy's `make_url` reads it (the parser the connection uses), or
+    None when it is not a `scheme://` URL or SQLAlchemy cannot parse it."""
+    from sqlalchemy.engine import make_url
+
+    if not SCHEME.match(url):
+        return None
+    try:
+        found = make_url(url)
+    except Exception:  # ArgumentError, ValueError (a port that is not a number), ...
+        return None
+    # An unencoded `@` in a password ends it early for SQLAlchemy; the rest would be
+    # shown as part of the host, so such a URL counts as unparsable (and is masked whole).
+    return None if "@" in (found.host or "") else found
+
+
+def secrets(url: str) -> list[str]:
+    """Every password in the URL: after `user:`, and `?password=` (as the driver gets them)."""
+    found = parsed(url)
+    if found is None:
+        broken = USERINFO.match(url) if SCHEME.match(url) else None
+        return [broken.group(2)] if broken and broken.group(2) else []
+    values = [found.password] if found.password else []
+    for key in SECRET_QUERY_KEYS:
+        value = found.query.get(key)
+        values += [value] if isinstance(value, str) else list(value or ())
+    return [value for value in values if value]
 
 
 def password(url: str) -> str | None:
-    """The password in a URL such as postgresql://user:secret@host/db, or None."""
-    if "://" not in url:
-        return None
-    try:
-        return urlsplit(url).password
-    except ValueError:
-        return None
+    """The (first) password in a URL such as postgresql://user:secret@host/db, or None."""
+    found = secrets(url)
+    return found[0] if found else None
 
 
 def redact(url: str) -> str:
-    """The URL with its password (if any) replaced by ***."""
-    secret = password(url)
-    if not secret:
+    """The URL with every password replaced by ***; never raises."""
+    if not secrets(url):
         return url
-    parts = urlsplit(url)
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:  # IPv6 literal
-        host = f"[{host}]"
-    port = f":{parts.port}" if parts.port else ""
-    return urlunsplit(parts._replace(netloc=f"{user}:{MASK}@{host}{port}"))
+    found = parsed(url)
+    if found is None:
+        return USERINFO.sub(lambda m: f"{m.group(1)}{MASK}@", url, count=1)
+    query = {k: (MASK if k in SECRET_QUERY_KEYS else v) for k, v in found.query.items()}
+    text = found.set(query={}).render_as_string(hide_password=True)
+    return f"{text}?{urlencode(query, doseq=True, safe='*')}" if query else text
 
 
 def reveal(url: str) -> str:
@@ -53,7 +84,7 @@ def reveal(url: str) -> str:
 
     Raises ValueError when the URL is masked and no environment variable holds it.
     """
-    if f":{MASK}@" not in url:
+    if MASK not in url:
         return url
     for name in ENV_VARS:
         value = os.environ.get(name)
@@ -72,21 +103,27 @@ def optuna_from_env() -> str | None:
     return os.environ.get(ENV_OPTUNA) or None
 
 
+def scheme(url: str) -> str:
+    """The URL's scheme without its driver: `postgresql` for `postgresql+psycopg2://`."""
+    return url.split("://", 1)[0].split("+", 1)[0].lower() if "://" in url else ""
+
+
 def is_postgres(url: str) -> bool:
-    return url.split(":", 1)[0].split("+", 1)[0] in ("postgresql", "postgres")
+    return scheme(url) in ("postgresql", "postgres")
 
 
 def sqlalchemy_url(url: str) -> str:
     """The URL with a PostgreSQL driver SQLAlchemy can load.
 
     SQLAlchemy 2.1 reads a bare `postgresql://` as psycopg 3; the `postgres` extra installs
-    psycopg2, so a bare URL is pinned to whichever of the two is installed.
+    psycopg2, so a bare URL is pinned to whichever of the two is installed. The URL is
+    written back by SQLAlchemy, so a password with `/ ? #` reaches MLflow and Optuna
+    percent-encoded, where their own URL checks cannot misread it.
     """
-    scheme, sep, rest = url.partition("://")
-    if not sep or scheme not in ("postgresql", "postgres"):
+    found = parsed(url)
+    if found is None or found.drivername not in ("postgresql", "postgres"):
         return url
     import importlib.util
 
-    if importlib.util.find_spec("psycopg") is not None:
-        return f"postgresql+psycopg://{rest}"
-    return f"postgresql+psycopg2://{rest}"
+    driver = "psycopg" if importlib.util.find_spec("psycopg") is not None else "psycopg2"
+    return found.set(drivername=f"postgresql+{driver}").render_as_string(hide_password=False)

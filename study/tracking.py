@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import yaml
-from mlflow.entities import Metric, Param
+from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME, MLFLOW_RUN_NOTE
@@ -50,6 +50,9 @@ TAG_NODE_ID = "node_id"
 TAG_HOSTNAME = "hostname"
 TAG_FEATURE_CACHE = "feature_cache"  # on | off: <why> (from the trial's reports)
 TAG_RESUMED = "resumed"  # on the parent run: times `study run --resume` continued it
+TAG_STUDY_STATE = "study_state"  # on the parent run when it ends: finished | failed | interrupted
+TAG_DRIVER = "driver"  # on the parent run: host:pid of the driver running it (study.driver)
+TAG_HEARTBEAT = "driver_heartbeat"  # ms since the epoch; 0 once the driver let go
 # Params: these Tune config keys, under their own names (size and seed are tags too; as
 # params they are columns of the runs table like the rest)
 TRIAL_PARAMS = (
@@ -277,8 +280,18 @@ def log_study_values(
     )
 
 
-def end_study_run(client: MlflowClient, run_id: str, status: str) -> None:
+def end_study_run(client: MlflowClient, run_id: str, status: str, state: str = "") -> None:
+    """End the study run in MLflow `status`; `state` (finished, failed, interrupted) says
+    why in words, a KILLED status being also what MLflow shows for a run it lost."""
+    if state:
+        client.set_tag(run_id, TAG_STUDY_STATE, state)
     client.set_terminated(run_id, status)
+
+
+def set_lease(client: MlflowClient, run_id: str, driver: str, heartbeat_ms: int) -> None:
+    client.log_batch(
+        run_id, tags=[RunTag(TAG_DRIVER, driver), RunTag(TAG_HEARTBEAT, str(heartbeat_ms))]
+    )
 
 
 def log_folder(client: MlflowClient, run_id: str, folder: Path, artifact_path: str | None) -> None:

@@ -96,7 +96,10 @@ class MlflowTrialLogger(Callback):
             return  # restarted after a failure: same run
         existing = self.find_run(trial_id)
         if existing is not None:  # a resumed study: go on in the trial's run
-            if existing.info.status == "RUNNING":
+            interrupted = existing.data.tags.get(t.TAG_TRIAL_STATE) == "interrupted"
+            if interrupted:  # closed when its driver was stopped; Ray goes on with it
+                self.client.update_run(existing.info.run_id, status="RUNNING")
+            if existing.info.status == "RUNNING" or interrupted:
                 self.run_ids[trial_id] = existing.info.run_id
                 history = self.client.get_metric_history(existing.info.run_id, t.METRIC_VAL_ACC)
                 self.logged_step[trial_id] = max((m.step for m in history), default=0)

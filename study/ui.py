@@ -1,19 +1,31 @@
-"""`study ui [--port N]`: the MLflow UI on 127.0.0.1 over the study's store.
+"""`study ui [--port N]`: the MLflow UI over the study's store, on 127.0.0.1, for as long as
+`study ui` runs.
 
 What it shows where is README's "The MLflow UI"; the run and experiment descriptions it
-shows are study.descriptions'.
+shows are study.descriptions'. The UI is this interpreter's MLflow (`python -m mlflow ui`:
+no `mlflow` needed on PATH), given the real store URL in its environment
+(MLFLOW_BACKEND_STORE_URI), so a PostgreSQL password works and is on no process list; what
+is printed is masked. A SQLite store that does not exist is refused (the UI would create an
+empty `mlflow.db`). The UI runs in a process group of its own, which is ended with
+`study ui` on Ctrl-C and on SIGTERM (MLflow does not pass a SIGTERM on to its web server's
+workers).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import socket
 import subprocess
+import sys
 
 UI_HOST = "127.0.0.1"  # the UI shows every run and artifact: never on other interfaces
+EXIT_SIGNALLED = 128  # + the signal's number: 130 for Ctrl-C, 143 for SIGTERM
 
 
 def ui_command(tracking_uri: str) -> str:
+    """What a user types to browse the store (printed at the end of a study)."""
     from study.stores import redact
 
     return f"mlflow ui --backend-store-uri {redact(tracking_uri)} --host {UI_HOST}"
@@ -37,16 +49,51 @@ def port_problem(port: int) -> str | None:
     return None
 
 
+def _stop(child: subprocess.Popen) -> None:
+    try:
+        os.killpg(child.pid, signal.SIGTERM)
+        child.wait(timeout=10)
+    except ProcessLookupError:
+        return  # already gone
+    except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+
+
+def serve(tracking_uri: str, port: int, host: str = UI_HOST) -> int:
+    """Run the MLflow UI until it ends or `study ui` is interrupted; its exit code."""
+    from study.store_checks import check_tracking_uri
+    from study.stores import redact, sqlalchemy_url
+
+    check_tracking_uri(tracking_uri)
+    command = [sys.executable, "-m", "mlflow", "ui", "--host", host, "--port", str(port)]
+    print(f"MLflow UI: http://{host}:{port} for {redact(tracking_uri)} (Ctrl-C stops it)")
+    sys.stdout.flush()
+    env = {**os.environ, "MLFLOW_BACKEND_STORE_URI": sqlalchemy_url(tracking_uri)}
+    received: list[int] = []
+
+    def interrupted(number, frame):
+        received.append(number)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupted)
+    child = subprocess.Popen(command, env=env, start_new_session=True)
+    try:
+        return child.wait()
+    except KeyboardInterrupt:
+        return EXIT_SIGNALLED + (received[0] if received else signal.SIGINT)
+    finally:
+        _stop(child)
+        signal.signal(signal.SIGTERM, previous)
+
+
 def cmd_ui(args) -> int:
-    from study.cli import BadInput
+    from study.cli import BadInput, _existing_store
 
     problem = port_problem(args.port)
     if problem:
         raise BadInput(problem)
-    command = ui_command(args.tracking_uri).split() + ["--port", str(args.port)]
-    print(" ".join(command), flush=True)
-    print(f"MLflow UI: http://{UI_HOST}:{args.port} (Ctrl-C stops it)", flush=True)
-    return subprocess.call(command)
+    return serve(_existing_store(args.tracking_uri), args.port)
 
 
 def add_parser(subparsers: argparse._SubParsersAction, tracking_uri: str) -> None:

@@ -108,3 +108,14 @@ def test_python_dash_m_study_works_like_the_study_command():
     )
     assert done.returncode == 0, done.stderr
     assert "valid study config (smoke)" in done.stdout
+
+
+def test_an_unknown_experiment_names_only_close_studies(store, workdir):
+    store.create_experiment("glyphs-to-digits")
+    store.create_experiment("payroll-forecast")  # someone else's study in a shared store
+    done = run_cli(["best-freeze", "--experiment", "glyphs-to-digit"], cwd=workdir)
+    assert_one_line_exit_2(done, ["no experiment named 'glyphs-to-digit'", "glyphs-to-digits"])
+    assert "payroll" not in done.stderr and "earlier-study" not in done.stderr
+    done = run_cli(["best-freeze", "--experiment", "zzz"], cwd=workdir)
+    assert_one_line_exit_2(done, ["no experiment named 'zzz'", "no name close to it"])
+    assert "payroll" not in done.stderr

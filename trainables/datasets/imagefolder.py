@@ -41,6 +41,11 @@ def scan_imagefolder(folder: Path) -> tuple[list[str], list[Path], np.ndarray]:
         raise DataError(
             f"imagefolder: {folder} has no class subfolders (expected {folder}/<class>/<image>)"
         )
+    if len(classes) < 2:  # one class: every prediction right, a study with no answer
+        raise DataError(
+            f"imagefolder: {folder} has {len(classes)} class subfolder "
+            f"({classes[0].name!r}); a study needs at least 2 classes"
+        )
     files, labels = [], []
     for label, class_dir in enumerate(classes):
         found = _image_files(class_dir)
@@ -57,12 +62,19 @@ def scan_imagefolder(folder: Path) -> tuple[list[str], list[Path], np.ndarray]:
 def read_image(path: Path, prep: Preprocessing) -> np.ndarray:
     """One image file -> (channels, size, size) uint8, or DataError naming it."""
     from PIL import Image, UnidentifiedImageError
+    from PIL.Image import DecompressionBombError  # an Exception, not an OSError
 
     try:
         with Image.open(path) as image:
             image.load()  # decodes everything: a truncated file fails here, not later
             image = image.convert("L" if prep.channels == 1 else "RGB")
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as error:
+    except (
+        OSError,
+        UnidentifiedImageError,
+        DecompressionBombError,
+        ValueError,
+        SyntaxError,
+    ) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise DataError(f"imagefolder: cannot read image {path}: {reason}") from None
     image = resize_and_crop(image, prep.size, prep.resize)
