@@ -90,12 +90,17 @@ def cmd_run(args) -> int:
     print()
     print(
         f"Best freeze strategy per target dataset size (study {config.name}, mean test "
-        f"accuracy over {config.target.seeds} seeds):"
+        f"accuracy over {_seeds(config)} seeds):"
     )
     print(best_freeze_table(answer))
     print()
     print(f"Browse every trial in the MLflow UI: {ui_command(config.stores.mlflow)}")
     return 0
+
+
+def _seeds(config) -> str:
+    """`5`, or `5/3` when the targets have different numbers of seeds."""
+    return "/".join(str(n) for n in sorted({t.seeds for t in config.target_list()}))
 
 
 PLOT_FORMATS = (".png", ".pdf", ".svg")
@@ -110,7 +115,7 @@ def _check_plot_file(path: Path) -> None:
 
 def cmd_best_freeze(args) -> int:
     from study import tracking
-    from study.query import best_per_size, latest_study_run, study_confirm_rows
+    from study.query import latest_study_run, study_answer
     from study.report import best_freeze_table, ranking_table
     from study.store_checks import check_tracking_uri
 
@@ -119,7 +124,7 @@ def cmd_best_freeze(args) -> int:
     check_tracking_uri(_existing_store(args.tracking_uri))
     client = tracking.client_for(args.tracking_uri)
     parent = latest_study_run(client, args.experiment)
-    answer = best_per_size(study_confirm_rows(client, parent.info.run_id))
+    answer = study_answer(client, parent)
     if args.plot:
         from study.plots import answer_figure
 
@@ -189,12 +194,12 @@ def cmd_validate(args) -> int:
     from study.cluster import cluster_problems
     from study.config import ConfigError
     from study.store_checks import store_problems
-    from study.target import load_checked_target
+    from study.target import load_checked_targets
 
     problems, config = _config_problems(args)
     if config is not None:
         try:
-            load_checked_target(config)
+            load_checked_targets(config)
         except ConfigError as error:
             problems.append(str(error))
         problems += store_problems(config.stores)

@@ -11,8 +11,6 @@ import re
 from typing import Annotated, Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     field_serializer,
     field_validator,
@@ -21,21 +19,15 @@ from pydantic import (
 
 from search_spaces.strategies import list_strategies
 from search_spaces.transfer import Ranges
+from study.config_base import ConfigError, Strict
+from study.target_config import TargetConfig
+
+__all__ = ["ConfigError", "Strict", "StudyConfig", "TargetConfig"]  # and the sections
 
 Positive = Annotated[float, Field(gt=0)]
 NAME_MAX = 80
 NAME_PATTERN = rf"^[A-Za-z0-9][A-Za-z0-9_.-]{{0,{NAME_MAX - 1}}}$"
 StrategyName = Literal[list_strategies()]  # the registered strategies, in their order
-
-
-class ConfigError(ValueError):
-    """Bad user input: the message is one line naming the problem and the allowed values."""
-
-
-class Strict(BaseModel):
-    # strict: `seeds: true`, `sizes: ['2']` or `[2.0]` are refused, not converted;
-    # allow_inf_nan: `.inf` / `.nan` are refused in every float (they overflow later).
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class _Range(Strict):
@@ -57,55 +49,6 @@ class LogRange(_Range):
 class IntRange(_Range):
     low: int = Field(ge=1)
     high: int = Field(ge=1)
-
-
-class TargetConfig(Strict):
-    dataset: str = Field(
-        "digits",
-        description="digits | glyphs | imagefolder:<path> | torchvision:<CIFAR10|CIFAR100|MNIST|FashionMNIST>",
-    )
-    root: str = Field("data", description="where torchvision:<name> datasets live")
-    download: bool = Field(False, description="torchvision:<name>: download into root if absent")
-    image_size: int = Field(32, ge=8, le=1024, description="input size: shorter side + centre crop")
-    channels: Literal["auto", 1, 3] = Field(
-        "auto", description="auto: what the weights expect (1 for glyph-pretrained)"
-    )
-    augment: list[Literal["crop", "flip"]] = Field(
-        default_factory=list, description="random crop / flip of training batches (no cache)"
-    )
-    sizes: list[int | Literal["all"]] = Field(
-        default_factory=lambda: [1, 2, 5, 10, "all"], min_length=1
-    )
-    seeds: int = Field(5, ge=1, le=100, description="seeds 0..seeds-1 in the confirm phase")
-    val_per_class: int = Field(30, ge=1)
-    test_per_class: int = Field(50, ge=1)
-
-    @field_validator("dataset")
-    @classmethod
-    def _dataset(cls, dataset: str) -> str:
-        from trainables.datasets import parse_dataset
-
-        parse_dataset(dataset)  # ValueError naming the allowed datasets
-        return dataset
-
-    @field_validator("augment")
-    @classmethod
-    def _augment(cls, augment):
-        if len(set(augment)) != len(augment):
-            raise ValueError(f"augment must not repeat, got {augment}")
-        return augment
-
-    @field_validator("sizes", mode="before")
-    @classmethod
-    def _sizes(cls, sizes):  # before: one line per bad size, not one per union member
-        if not isinstance(sizes, list):
-            return sizes  # the schema's own "should be a valid list"
-        for size in sizes:
-            if size != "all" and (type(size) is not int or size < 1):
-                raise ValueError(f"sizes must be positive integers or 'all'; {size!r} is not")
-        if len(set(map(str, sizes))) != len(sizes):
-            raise ValueError(f"sizes must not repeat, got {sizes}")
-        return sizes
 
 
 class SourceConfig(Strict):
@@ -277,7 +220,10 @@ class StoresConfig(Strict):
 class StudyConfig(Strict):
     # The name goes into folder, file and Optuna study names: short, and never `.`/`..`.
     name: str = "glyphs-to-digits"
-    target: TargetConfig = TargetConfig()
+    # One target (`target:`) or several (`targets:`, each entry what `target:` is): the
+    # strata of the study are (target, size); see `target_list` and `strata`.
+    target: TargetConfig | None = None
+    targets: list[TargetConfig] | None = Field(None, min_length=1)
     source: SourceConfig = SourceConfig()
     training: TrainingConfig = TrainingConfig()
     search: SearchConfig = SearchConfig()
@@ -297,6 +243,37 @@ class StudyConfig(Strict):
             raise ValueError("'default' is taken by MLflow's Default experiment; choose another")
         return name
 
+    @model_validator(mode="before")
+    @classmethod
+    def _one_target_section(cls, data):
+        if isinstance(data, dict):
+            if data.get("target") is not None and data.get("targets") is not None:
+                raise ValueError("give either `target:` (one) or `targets:` (a list), not both")
+            if data.get("target") is None and data.get("targets") is None:
+                data = {**data, "target": {}}  # the default target
+        return data
+
+    @field_validator("targets")
+    @classmethod
+    def _distinct_target_names(cls, targets):
+        keys = [target.key for target in targets or []]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"targets must have distinct names, got {keys}; give each a `name:`")
+        return targets
+
+    def target_list(self) -> list[TargetConfig]:
+        """Every target of the study, in config order (one for a `target:` study)."""
+        return list(self.targets) if self.targets is not None else [self.target]
+
+    def several_targets(self) -> bool:
+        return self.targets is not None and len(self.targets) > 1
+
+    def strata(self) -> list[tuple[TargetConfig, int | None]]:
+        """(target, size) pairs, the strata of the answer: each target's sizes in order."""
+        return [(target, size) for target in self.target_list() for size in target.trial_sizes()]
+
     def sizes(self) -> list[int | None]:
-        """Sizes as trials see them: None is the whole pool ('all')."""
-        return [None if size == "all" else size for size in self.target.sizes]
+        """Sizes as trials see them (None: 'all'), of a single-target study."""
+        if self.several_targets():
+            raise ValueError("a study of several targets has sizes per target: use strata()")
+        return self.target_list()[0].trial_sizes()

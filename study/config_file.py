@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from importlib import resources
 from pathlib import Path
+from typing import get_args
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -31,12 +32,25 @@ def _allowed_keys(loc: tuple) -> list[str]:
     """The keys allowed next to the unknown key at `loc` (walks the schema's sections)."""
     model: type[BaseModel] = StudyConfig
     for part in loc[:-1]:
+        if isinstance(part, int):  # an entry of a list section (`targets.1.sizes`)
+            continue
         field = model.model_fields.get(str(part))
-        annotation = getattr(field, "annotation", None)
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        found = _section_model(getattr(field, "annotation", None))
+        if found is None:
             return []
-        model = annotation
+        model = found
     return list(model.model_fields)
+
+
+def _section_model(annotation) -> type[BaseModel] | None:
+    """The model of a section: `TargetConfig`, also inside `| None` and `list[...]`."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for inner in get_args(annotation):
+        found = _section_model(inner)
+        if found is not None:
+            return found
+    return None
 
 
 def _one_line(error: ValidationError, source: str) -> str:

@@ -1,6 +1,6 @@
 """The confirm phase: the best search configuration of each strategy, on every seed.
 
-The best configuration per (size, strategy) by validation accuracy is retrained on every
+The best configuration per (target, size, architecture, label) by validation accuracy is retrained on every
 seed's subset; the answer is the mean test accuracy over those seeds, so test accuracy is
 only ever read, never used to choose.
 """
@@ -17,6 +17,7 @@ from trainables.contract import Key, is_completed
 
 MAX_CONFIRM_TOPUPS = 3  # reruns of lost confirm trials before the study reports what it has
 CONFIRM_KEY_TAGS = (
+    tracking.TAG_TARGET,
     tracking.TAG_SIZE,
     tracking.TAG_SEED,
     tracking.TAG_ARCH,
@@ -24,9 +25,9 @@ CONFIRM_KEY_TAGS = (
 )
 
 
-def confirm_configs(results, seeds: int) -> list[dict]:
-    """The best search configuration per (size, architecture, strategy label), once per
-    seed.
+def confirm_configs(results, seeds: int | dict[str, int]) -> list[dict]:
+    """The best search configuration per (target, size, architecture, strategy label),
+    once per seed of its target (`seeds`: a count, or one per target name).
 
     Trials that ran to the end rank above trials ASHA stopped early; within each group the
     best validation accuracy wins, and between equals the earlier trial (so the choice does
@@ -40,7 +41,7 @@ def confirm_configs(results, seeds: int) -> list[dict]:
             continue
         config = result.config
         label = strategy_label(config[Key.STRATEGY], config[Key.FREEZE])
-        key = (str(config[Key.SIZE]), config[Key.ARCH], label)
+        key = (str(config.get(Key.TARGET, "")), str(config[Key.SIZE]), config[Key.ARCH], label)
         earlier = -int(config.get(Key.OPTUNA_TRIAL, 0))
         rank = (is_completed(metrics), metrics[OBJECTIVE], earlier)
         if key not in best or rank > best[key][0]:
@@ -48,24 +49,31 @@ def confirm_configs(results, seeds: int) -> list[dict]:
     chosen = []
     for key in sorted(best):
         base = {k: v for k, v in best[key][1].items() if k != Key.OPTUNA_TRIAL}
-        chosen += [{**base, Key.PHASE: "confirm", Key.SEED: seed} for seed in range(seeds)]
+        count = seeds if isinstance(seeds, int) else seeds[key[0]]
+        chosen += [{**base, Key.PHASE: "confirm", Key.SEED: seed} for seed in range(count)]
     return chosen
 
 
+def target_seeds(config) -> dict[str, int]:
+    """Seeds of the confirm phase per target name."""
+    return {target.key: target.seeds for target in config.target_list()}
+
+
 def confirm_budget(config) -> int:
-    """Confirm trials in all: every (size, architecture, strategy label) on every seed."""
-    return len(search_labels(config)) * len(config.sizes()) * config.target.seeds
+    """Confirm trials in all: every (target, size, architecture, label) on every seed."""
+    return len(search_labels(config)) * sum(target.seeds for target, _ in config.strata())
 
 
 def confirm_key(config: dict) -> tuple[str, ...]:
     label = strategy_label(config[Key.STRATEGY], config[Key.FREEZE])
-    return (str(config[Key.SIZE]), str(config[Key.SEED]), config[Key.ARCH], label)
+    target = str(config.get(Key.TARGET, ""))
+    return (target, str(config[Key.SIZE]), str(config[Key.SEED]), config[Key.ARCH], label)
 
 
 def unconfirmed(client, parent: str, configs: list[dict]) -> list[dict]:
     """The confirm configurations no trial has finished or failed on yet (lost ones)."""
     handled = {
-        tuple(run.data.tags.get(tag) for tag in CONFIRM_KEY_TAGS)
+        tuple(run.data.tags.get(tag, "") for tag in CONFIRM_KEY_TAGS)
         for run in tracking.child_runs(client, parent, phase="confirm")
         if run.info.status in ("FINISHED", "FAILED")
     }
@@ -73,7 +81,7 @@ def unconfirmed(client, parent: str, configs: list[dict]) -> list[dict]:
 
 
 def run_confirm(
-    config, study_key, target, sources, results, logger, client, parent, log, verbose=False
+    config, study_key, targets, sources, results, logger, client, parent, log, verbose=False
 ):
     """Run the confirm phase until every configuration has a finished run.
 
@@ -82,10 +90,12 @@ def run_confirm(
     finished, so the rest run again in a fresh experiment (`-confirm-1`, ...), which a
     later resume restores in turn.
     """
-    to_confirm = confirm_configs(results, config.target.seeds)
+    to_confirm = confirm_configs(results, target_seeds(config))
+    seeds = "/".join(sorted({str(target.seeds) for target in config.target_list()}))
     log(
-        f"confirm phase: {len(to_confirm)} trials ({config.target.seeds} seeds x the best "
-        f"configuration of each (size, architecture, strategy label))"
+        f"confirm phase: {len(to_confirm)} trials ({seeds} seeds x the best "
+        f"configuration of each (size, architecture, strategy label)"
+        + (" of each target)" if config.several_targets() else ")")
     )
     pending, attempt = to_confirm, 0
     while pending and attempt <= MAX_CONFIRM_TOPUPS:
@@ -93,5 +103,5 @@ def run_confirm(
         if attempt:
             log(f"confirm phase: {len(pending)} configurations have no finished run; running them")
         callbacks = [logger, PhaseProgress("confirm", len(pending), verbose)]
-        confirm_tuner(config, name, target, sources, pending, callbacks, verbose).fit()
+        confirm_tuner(config, name, targets, sources, pending, callbacks, verbose).fit()
         pending, attempt = unconfirmed(client, parent, to_confirm), attempt + 1

@@ -20,9 +20,10 @@ from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 SOURCE_TYPE = "study"  # not a file or table MLflow could open: a subset of the loaded target
 
 
-def subset_key(size, seed) -> str:
-    """How the trial logger looks a subset up: a trial config's size (int or "all") and seed."""
-    return f"{size}/{seed}"
+def subset_key(target: str, size, seed) -> str:
+    """How the trial logger looks a subset up: a trial config's target name, size (int or
+    "all") and seed."""
+    return f"{target}/{size}/{seed}"
 
 
 def _digest(x: np.ndarray, y: np.ndarray) -> str:
@@ -56,13 +57,16 @@ def describe_subset(target, size: int | None, seed: int) -> dict[str, str]:
     }
 
 
-def training_subsets(target, sizes: list[int | None], seeds: int) -> dict[str, dict[str, str]]:
-    """Every subset a study trains on: each size with seeds 0..seeds-1 (the search phase
-    uses seed 0, the confirm phase every seed)."""
+def training_subsets(config, targets: dict) -> dict[str, dict[str, str]]:
+    """Every subset a study (a StudyConfig) trains on: each (target, size) with seeds
+    0..seeds-1 (the search phase uses seed 0, the confirm phase every seed); `targets`:
+    the loaded targets by name."""
     return {
-        subset_key("all" if size is None else size, seed): describe_subset(target, size, seed)
-        for size in sizes
-        for seed in range(seeds)
+        subset_key(settings.key, "all" if size is None else size, seed): describe_subset(
+            targets[settings.key], size, seed
+        )
+        for settings, size in config.strata()
+        for seed in range(settings.seeds)
     }
 
 

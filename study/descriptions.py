@@ -14,7 +14,7 @@ from study import tracking
 from study.report import PICTURES, best_freeze_rows
 
 # The wall-time metrics of a study run, in the order its phases run (study.protocol).
-PHASES = ("load", "pretrain", "search", "confirm", "report")
+PHASES = ("load", "pretrain", "similarity", "search", "confirm", "report")
 BUDGET_PARAMS = ("tuning_budget", "search_trials", "confirm_trials")
 
 
@@ -25,8 +25,8 @@ def _range(pair) -> str:
 def experiment_description(config, command: str | None = None) -> str:
     """What the study asks and how it is set up (config: a StudyConfig); `command` is how
     it was started (`study run --preset default`), when known."""
-    target, search, source = config.target, config.search, config.source
-    sizes = ", ".join(str(size) for size in target.sizes)
+    search, source = config.search, config.source
+    targets = config.target_list()
     weights = (
         "torchvision ImageNet weights"
         if source.weights == "torchvision"
@@ -37,13 +37,16 @@ def experiment_description(config, command: str | None = None) -> str:
     return "\n".join(
         [
             f"**Question:** which layers of a pretrained CNN to freeze (and which head and "
-            f"learning rates) when transferring to **{target.dataset}**, per number of "
-            "training examples per class.",
+            f"learning rates) when transferring to "
+            f"{' and '.join(f'**{t.dataset}**' for t in targets)}, per number of "
+            "training examples per class"
+            + (
+                ", and how that moves with the target's similarity to the source."
+                if len(targets) > 1
+                else "."
+            ),
             "",
-            f"- Target: {target.dataset}, image size {target.image_size}, validation "
-            f"{target.val_per_class} and test {target.test_per_class} images per class",
-            f"- Sizes (training examples per class): {sizes}",
-            f"- Seeds: {target.seeds} (seed s is the same training subset for every strategy)",
+            *[line for target in targets for line in _target_lines(target, len(targets) > 1)],
             f"- Weights: {weights}",
             f"- Architectures: {', '.join(search.architectures)}",
             f"- Strategies: {', '.join(search.strategies)} (every freeze boundary its own label)",
@@ -65,6 +68,18 @@ def experiment_description(config, command: str | None = None) -> str:
     )
 
 
+def _target_lines(target, named: bool) -> list[str]:
+    """The bullet lines of one target (its name first when the study has several)."""
+    sizes = ", ".join(str(size) for size in target.sizes)
+    name = f" {target.key}:" if named else ""
+    return [
+        f"- Target{name} {target.dataset}, image size {target.image_size}, validation "
+        f"{target.val_per_class} and test {target.test_per_class} images per class",
+        f"- Sizes (training examples per class): {sizes}",
+        f"- Seeds: {target.seeds} (seed s is the same training subset for every strategy)",
+    ]
+
+
 def markdown_table(rows: list[tuple[str, ...]]) -> str:
     """A Markdown (GitHub / MLflow) table: the first row is the header."""
 
@@ -76,9 +91,24 @@ def markdown_table(rows: list[tuple[str, ...]]) -> str:
 
 def _top_groups(answer: list[dict]) -> list[str]:
     return [
-        f"- {item['dataset']}, {item['size']} per class: {', '.join(item.get('top_group', []))}"
+        f"- {item.get('target') or item['dataset']}, {item['size']} per class: "
+        f"{', '.join(item.get('top_group', []))}"
         for item in answer
     ]
+
+
+def _similarity_lines(answer: list[dict], method: str | None) -> list[str]:
+    """A line per target with its measured similarity (study.similarity), and how."""
+    from study.similarity import similarity_cell
+
+    shown: dict[str, str] = {}
+    for item in answer:
+        shown.setdefault(
+            item.get("target") or item["dataset"], similarity_cell(item.get("similarity"))
+        )
+    if not method:
+        return ["Not measured (no study-pretrained weights)."]
+    return [*(f"- {target}: {cell}" for target, cell in shown.items()), "", f"Measure: {method}."]
 
 
 def _wall_time(seconds: dict[str, float]) -> str:
@@ -94,7 +124,7 @@ def answer_markdown(
     """The best-freeze table with intervals and verdicts, the top group per size, the
     tuning budget and the wall time per phase."""
     lines = [
-        f"## Best freeze strategy per dataset size (study {study})",
+        f"## Best freeze strategy per target and dataset size (study {study})",
         "",
         "Mean test accuracy over seeds, Student-t 95% intervals; the paired columns compare "
         "the same seeds' training subsets.",
@@ -104,6 +134,10 @@ def answer_markdown(
         "### Top group per size (paired t-test against the best, Holm, 5%)",
         "",
         *_top_groups(answer),
+        "",
+        "### Similarity of each target to the source",
+        "",
+        *_similarity_lines(answer, budget.get("similarity_method")),
         "",
         "### Tuning budget",
         "",

@@ -5,7 +5,10 @@ written by `study best-freeze --plot FILE`.
   B = linear probe), one line per dataset size with its 95% band, one panel per
   architecture: which layers to freeze, at each size, in one picture;
 - by size: mean test accuracy against training examples per class (log axis), one line
-  per strategy family (its best member at each size) with its 95% band.
+  per strategy family (its best member at each size) with its 95% band;
+- freeze fraction: the best freeze fraction b/B against training examples per class (log
+  axis), one line per target (labelled with its similarity to the source), the bars the
+  fractions the seeds cannot tell from the best (study.query.best_freeze_fraction).
 """
 
 from __future__ import annotations
@@ -18,8 +21,12 @@ FIXED_BOUNDARY = ("finetune", "freeze-b", "linear-probe")  # families drawn agai
 FAMILY_NAMES = {"freeze-b": "freeze-b (best b)", "classical head": "classical head (best)"}
 
 
+def _target(item: dict) -> str:
+    return item.get("target") or item["dataset"]
+
+
 def _several_datasets(answer: list[dict]) -> bool:
-    return len({item["dataset"] for item in answer}) > 1
+    return len({_target(item) for item in answer}) > 1
 
 
 def _pyplot():
@@ -61,7 +68,7 @@ def draw_by_boundary(answer: list[dict], panels: list) -> None:
             )
             if points:
                 label = ("all" if item["size"] == "all" else f"{item['size']}/class") + (
-                    f" ({item['dataset']})" if _several_datasets(answer) else ""
+                    f" ({_target(item)})" if _several_datasets(answer) else ""
                 )
                 _band(axes, [e["freeze"] for e in points], points, label)
         axes.set_title(arch)
@@ -81,7 +88,7 @@ def draw_by_size(answer: list[dict], axes) -> None:
         best_of: dict[str, dict] = {}
         for entry in item["ranking"]:  # best first: the first of a family is its best
             family = FAMILY_NAMES.get(entry["family"], entry["family"])
-            prefix = f"{item['dataset']}: " if _several_datasets(answer) else ""
+            prefix = f"{_target(item)}: " if _several_datasets(answer) else ""
             best_of.setdefault(prefix + family, entry)
         for family, entry in best_of.items():
             families.setdefault(family, []).append((item["size"], entry))
@@ -130,6 +137,62 @@ def answer_figure(answer: list[dict], path: Path) -> None:
     grid = figure.add_gridspec(2, n)
     draw_by_boundary(answer, [figure.add_subplot(grid[0, i]) for i in range(n)])
     draw_by_size(answer, figure.add_subplot(grid[1, :]))
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def draw_freeze_fraction(answer: list[dict], axes) -> None:
+    numbers = [float(i["size"]) for i in answer if i["size"] != "all"] or [1.0]
+    largest = max(numbers)
+    by_target: dict[str, list[dict]] = {}
+    for item in sorted(answer, key=lambda i: size_order(i["size"])):
+        if item.get("best_freeze_fraction"):
+            by_target.setdefault(_target(item), []).append(item)
+    for offset, (target, items) in enumerate(sorted(by_target.items())):
+        # Targets side by side around each size (a few percent on the log axis).
+        shift = 1.0 + 0.04 * (offset - (len(by_target) - 1) / 2)
+        xs = [_size_value(i["size"], largest) * shift for i in items]
+        fractions = [i["best_freeze_fraction"] for i in items]
+        ys = [f["freeze_frac"] for f in fractions]
+        errors = [
+            [y - f["low"] for y, f in zip(ys, fractions, strict=True)],
+            [f["high"] - y for y, f in zip(ys, fractions, strict=True)],
+        ]
+        axes.errorbar(
+            xs,
+            ys,
+            yerr=errors,
+            marker="o",
+            capsize=4,
+            label=_similarity_label(target, items[0].get("similarity")),
+        )
+    sizes = sorted({i["size"] for i in answer}, key=size_order)
+    axes.set_xscale("log")
+    axes.set_xticks([_size_value(s, largest) for s in sizes], sizes)
+    axes.minorticks_off()
+    axes.set_ylim(-0.05, 1.05)
+    axes.set_xlabel("training examples per class (log scale)")
+    axes.set_ylabel("best freeze fraction b/B (0 = fine-tune all)")
+    axes.set_title("where to freeze; bars: fractions not separable from the best (Holm, 5%)")
+    axes.grid(alpha=0.3)
+    axes.legend(title="target (similarity to source)", loc="upper left", bbox_to_anchor=(1.02, 1))
+
+
+def _similarity_label(target: str, similarity: dict | None) -> str:
+    if not similarity:
+        return target
+    values = ", ".join(
+        f"{v:.2f}" if len(similarity) == 1 else f"{arch} {v:.2f}"
+        for arch, v in sorted(similarity.items())
+    )
+    return f"{target} ({values})"
+
+
+def freeze_fraction_figure(answer: list[dict], path: Path) -> None:
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(9, 4.5))
+    draw_freeze_fraction(answer, axes)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)

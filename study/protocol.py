@@ -19,15 +19,16 @@ from study.confirm_phase import confirm_budget, run_confirm
 from study.dataset_inputs import training_subsets
 from study.descriptions import experiment_description, study_markdown
 from study.driver import lease, refuse_if_running
-from study.query import best_per_size, study_confirm_rows
+from study.query import study_answer, study_confirm_rows
 from study.resume import study_to_resume
 from study.runtime import ray_runtime
 from study.search_phase import run_search, search_budget
 from study.searcher import close_running_trials
+from study.similarity import measure_similarity
 from study.sources import pretrain_sources
 from study.store_checks import check_stores
 from study.stores import redact
-from study.target import load_checked_target
+from study.target import load_checked_targets
 from study.trial_logger import MlflowTrialLogger
 from study.tuner import trial_slots
 from trainables.registry import get_arch
@@ -55,8 +56,8 @@ def open_study_run(
         log(f"study {config.name}: no earlier study to resume; starting a new one")
     dumped = config.model_dump(mode="json")
     budget = {
-        "tuning_budget": f"{config.search.trials_per_label} trials per (size, architecture, "
-        "strategy label)",
+        "tuning_budget": f"{config.search.trials_per_label} trials per "
+        f"({'target, ' if config.several_targets() else ''}size, architecture, strategy label)",
         "search_trials": search_budget(config),
         "confirm_trials": confirm_budget(config),
     }
@@ -114,25 +115,25 @@ def run_study(
     """
     clock = PhaseClock()
     with clock.phase("load"):  # bad input stops here, before any store is touched
-        target = load_checked_target(config)
+        targets = load_checked_targets(config)
         check_stores(config.stores)  # scheme, driver, reachability: before the first write
     # Joined or started before the stores are written: a cluster that cannot hold one
     # trial stops the study here, with nothing written.
     with ray_runtime(config, log):
-        return _run_in_runtime(config, target, clock, log, resume, verbose, command)
+        return _run_in_runtime(config, targets, clock, log, resume, verbose, command)
 
 
-def _run_in_runtime(config, target, clock: PhaseClock, log, resume, verbose, command):
+def _run_in_runtime(config, targets, clock: PhaseClock, log, resume, verbose, command):
     client = tracking.client_for(config.stores.mlflow)
     refuse_if_running(client, config.name)  # one driver per study
     experiment_id, parent, finished = open_study_run(client, config, resume, log, command)
     if finished:
-        return best_per_size(study_confirm_rows(client, parent))
+        return study_answer(client, client.get_run(parent))
     study_key = f"{config.name}.{parent[:8]}"
     try:
         with lease(client, parent):
             answer = _run_stages(
-                config, target, client, (experiment_id, parent), clock, log, verbose
+                config, targets, client, (experiment_id, parent), clock, log, verbose
             )
         describe_answer(client, parent, clock, answer, log, trial_slots(config))
     except BaseException as error:
@@ -142,20 +143,22 @@ def _run_in_runtime(config, target, clock: PhaseClock, log, resume, verbose, com
     return answer
 
 
-def _run_stages(config, target, client, run, clock, log, verbose) -> list[dict]:
-    """Pretrain, search, confirm, report (stages 2-5) in study run `run` (experiment id,
-    parent run id); the answer."""
+def _run_stages(config, targets, client, run, clock, log, verbose) -> list[dict]:
+    """Pretrain, similarity, search, confirm, report (stages 2-5) in study run `run`
+    (experiment id, parent run id); the answer. `targets`: the loaded targets by name."""
     experiment_id, parent = run
     stages = {arch: get_arch(arch).num_stages for arch in config.search.architectures}
     with clock.phase("pretrain"):  # in Ray tasks, one per architecture
         sources = pretrain_sources(config, client, log)
-    subsets = training_subsets(target, config.sizes(), config.target.seeds)
+    with clock.phase("similarity"):  # source vs each target, in the pretrained features
+        measure_similarity(config, targets, sources, client, parent, log)
+    subsets = training_subsets(config, targets)
     logger = MlflowTrialLogger(client, experiment_id, parent, stages, strategy_label, subsets)
     study_key = f"{config.name}.{parent[:8]}"
     with clock.phase("search"):
-        results = run_search(config, study_key, target, sources, logger, log, verbose)
+        results = run_search(config, study_key, targets, sources, logger, log, verbose)
     with clock.phase("confirm"):
-        phase = (config, study_key, target, sources, results, logger, client, parent)
+        phase = (config, study_key, targets, sources, results, logger, client, parent)
         run_confirm(*phase, log, verbose)
     with clock.phase("report"):
         return finish_report(client, parent, log)
@@ -199,6 +202,6 @@ def finish_report(client, parent: str, log) -> list[dict]:
     if interrupted:
         log(f"closed {interrupted} MLflow runs of trials the killed driver had started")
     rows = study_confirm_rows(client, parent)
-    answer = best_per_size(rows)
+    answer = study_answer(client, client.get_run(parent))
     report.log_report(client, parent, answer, rows)
     return answer

@@ -1,7 +1,7 @@
-"""Which strategy wins at each target dataset size: read back from the tracking store.
+"""Which strategy wins for each target at each size: read back from the tracking store.
 
 Reads the confirm-phase child runs of a study's parent run and ranks strategies by
-mean test accuracy over seeds. Nothing here writes.
+mean test accuracy over seeds, per stratum (target, size). Nothing here writes.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def strategy_family(strategy: str) -> str:
 
 
 def study_confirm_rows(client: MlflowClient, parent_run_id: str) -> list[dict]:
-    """One row per finished confirm trial of the study: dataset, size, seed, arch,
+    """One row per finished confirm trial of the study: target, dataset, size, seed, arch,
     strategy (with its boundary), test_acc."""
     rows = []
     for run in t.child_runs(client, parent_run_id, phase="confirm", status="FINISHED"):
@@ -63,6 +63,8 @@ def study_confirm_rows(client: MlflowClient, parent_run_id: str) -> list[dict]:
             continue
         rows.append(
             {
+                # Runs of studies before targets had names: the dataset named the target.
+                "target": tags.get(t.TAG_TARGET) or tags[t.TAG_DATASET],
                 "dataset": tags[t.TAG_DATASET],
                 "size": tags[t.TAG_SIZE],
                 "seed": int(tags[t.TAG_SEED]),
@@ -77,21 +79,27 @@ def study_confirm_rows(client: MlflowClient, parent_run_id: str) -> list[dict]:
     return rows
 
 
+def target_of(row: dict) -> str:
+    return row.get("target") or row["dataset"]
+
+
 def rank_strategies(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
-    """Per (dataset, size): every (architecture, strategy label) with its accuracy on each
+    """Per (target, size): every (architecture, strategy label) with its accuracy on each
     seed, the mean and its 95% interval, sorted by mean test accuracy, best first."""
     grouped: dict[tuple, dict[int, float]] = defaultdict(dict)
     boundary: dict[tuple, tuple[int | None, float]] = {}
+    datasets: dict[str, str] = {}
     for row in rows:
-        key = (row["dataset"], row["size"], row["arch"], row["strategy"])
+        datasets[target_of(row)] = row["dataset"]
+        key = (target_of(row), row["size"], row["arch"], row["strategy"])
         grouped[key][int(row["seed"])] = row["test_acc"]
         boundary[key] = (row.get("family"), row.get("freeze"), row["freeze_frac"])
     ranked: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for key, by_seed in grouped.items():
-        dataset, size, arch, strategy = key
+        target, size, arch, strategy = key
         accs = [by_seed[seed] for seed in sorted(by_seed)]
         interval = mean_interval(accs)
-        ranked[(dataset, size)].append(
+        ranked[(target, size)].append(
             {
                 "arch": arch,
                 "strategy": strategy,
@@ -103,6 +111,7 @@ def rank_strategies(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
                 "ci95": list(interval) if interval else None,
                 "seeds": len(accs),
                 "per_seed": {str(seed): by_seed[seed] for seed in sorted(by_seed)},
+                "dataset": datasets[target],
             }
         )
     for entries in ranked.values():
@@ -158,19 +167,47 @@ def pretraining_gain(entries: list[dict]) -> dict | None:
     }
 
 
+# Strategies whose freeze boundary is fixed for the whole trial: where to freeze, in b / B.
+BOUNDARY_FAMILIES = ("finetune", "freeze-b", "linear-probe")
+
+
+def best_freeze_fraction(entries: list[dict]) -> dict | None:
+    """Where to freeze, for one (target, size): among the fixed-boundary strategies of
+    every architecture (fine-tune all, freeze-b, linear probe), the freeze fraction b/B of
+    the best by mean test accuracy, and the range of freeze fractions the seeds cannot
+    tell from it (paired t against that best, Holm, 5%): the interval of the answer.
+    None without fixed-boundary strategies."""
+    boundary = [e for e in entries if e.get("family") in BOUNDARY_FAMILIES]
+    if not boundary:
+        return None
+    best, others = boundary[0], boundary[1:]  # entries come best first
+    diffs = [paired_difference(e["per_seed"], best["per_seed"]) for e in others]
+    adjusted = holm([1.0 if d.p_value is None else d.p_value for d in diffs])
+    tied = [best] + [e for e, p in zip(others, adjusted, strict=True) if p >= ALPHA]
+    fractions = [e["freeze_frac"] for e in tied]
+    return {
+        "freeze_frac": best["freeze_frac"],
+        "best": f"{best['arch']} {best['strategy']}",
+        "low": min(fractions),
+        "high": max(fractions),
+        "interval": "freeze fractions not separable from the best (paired t, Holm, 5%)",
+    }
+
+
 def best_per_size(rows: list[dict]) -> list[dict]:
-    """The answer: for every dataset and size, the best (architecture, strategy label), the
+    """The answer: for every stratum (target, size), the best (architecture, strategy label), the
     runner-up, the paired verdict (is the best clear of the runner-up, seed by seed?), the
     top group (every strategy indistinguishable from the best, Holm-corrected), and the
     ranking of every strategy confirmed."""
     ranked = rank_strategies(rows)
     answer = []
-    for dataset, size in sorted(ranked, key=lambda key: (key[0], size_order(key[1]))):
-        entries = ranked[(dataset, size)]
+    for target, size in sorted(ranked, key=lambda key: (key[0], size_order(key[1]))):
+        entries = ranked[(target, size)]
         compare_with_best(entries)
         answer.append(
             {
-                "dataset": dataset,
+                "target": target,
+                "dataset": entries[0]["dataset"],
                 "size": size,
                 "best": entries[0],
                 "runner_up": entries[1] if len(entries) > 1 else None,
@@ -178,7 +215,17 @@ def best_per_size(rows: list[dict]) -> list[dict]:
                 "verdict_test": "paired t over seeds, 95%; top group: Holm-corrected, 5%",
                 "top_group": [f"{e['arch']} {e['strategy']}" for e in entries if e["top_group"]],
                 "pretraining_gain": pretraining_gain(entries),
+                "best_freeze_fraction": best_freeze_fraction(entries),
                 "ranking": entries,  # every (architecture, strategy) confirmed, best first
             }
         )
     return answer
+
+
+def study_answer(client: MlflowClient, run) -> list[dict]:
+    """The answer of study run `run` (an MLflow Run): best_per_size of its confirm runs,
+    each (target, size) with its target's similarity to the source (study.similarity)."""
+    from study.similarity import attach_similarity, read_similarity
+
+    answer = best_per_size(study_confirm_rows(client, run.info.run_id))
+    return attach_similarity(answer, read_similarity(run))

@@ -9,6 +9,7 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 
 from study import tracking
+from study.similarity import similarity_cell
 
 VERDICTS = {True: "clear winner", False: "no clear winner", None: "-"}
 
@@ -36,6 +37,10 @@ def _difference(entry: dict | None) -> str:
     return _value(-vs["diff"], flipped, "+")
 
 
+def _target(item: dict) -> str:
+    return item.get("target") or item["dataset"]
+
+
 def gain_cell(gain: dict | None) -> str:
     return "-" if gain is None else _value(gain["diff"], gain["ci95"], "+")
 
@@ -58,12 +63,12 @@ def _columns(rows: list[tuple[str, ...]]) -> str:
 
 
 def best_freeze_rows(answer: list[dict]) -> list[tuple[str, ...]]:
-    """Per size: the best strategy, the runner-up, the paired verdict and the top group;
-    the header first. The text table and the Markdown answer (study.answer_md) both render
+    """Per (target, size): the best strategy, the runner-up, the paired verdict, the top
+    group and the target's similarity to the source; the header first. The text table and the Markdown answer (study.answer_md) both render
     these cells, so the terminal and the MLflow run page say the same thing."""
     rows = [
         (
-            "dataset",
+            "target",
             "size/class",
             "best strategy",
             "test acc [95% CI]",
@@ -74,13 +79,14 @@ def best_freeze_rows(answer: list[dict]) -> list[tuple[str, ...]]:
             "verdict",
             "top group (Holm, 5%)",
             "pretrained - scratch [paired 95% CI]",
+            "similarity to source",
         )
     ]
     for item in answer:
         runner_up = item["runner_up"]
         rows.append(
             (
-                item["dataset"],
+                _target(item),
                 item["size"],
                 _name(item["best"]),
                 _accuracy(item["best"]),
@@ -91,6 +97,7 @@ def best_freeze_rows(answer: list[dict]) -> list[tuple[str, ...]]:
                 VERDICTS[item["clear_winner"]],
                 top_group_cell(item.get("top_group", [])),
                 gain_cell(item.get("pretraining_gain")),
+                similarity_cell(item.get("similarity")),
             )
         )
     return rows
@@ -105,7 +112,7 @@ def ranking_table(answer: list[dict]) -> str:
     difference to the best and whether it is in the top group."""
     rows = [
         (
-            "dataset",
+            "target",
             "size/class",
             "rank",
             "strategy",
@@ -122,7 +129,7 @@ def ranking_table(answer: list[dict]) -> str:
             vs = entry.get("vs_best")
             rows.append(
                 (
-                    item["dataset"],
+                    _target(item),
                     item["size"],
                     str(rank),
                     _name(entry),
@@ -139,13 +146,18 @@ def ranking_table(answer: list[dict]) -> str:
 
 # The pictures of the answer, at the run's artifact root: the first thing the run page's
 # Artifacts tab lists (and previews); tables and JSON go one level down, under report/.
-PICTURES = ("answer.png", "accuracy_by_boundary.png", "accuracy_by_size.png")
+PICTURES = (
+    "answer.png",
+    "accuracy_by_boundary.png",
+    "accuracy_by_size.png",
+    "freeze_fraction_by_size.png",
+)
 
 
 def log_report(
     client: MlflowClient, parent_run_id: str, answer: list[dict], rows: list[dict]
 ) -> None:
-    from study.plots import answer_figure, boundary_figure, size_figure
+    from study.plots import answer_figure, boundary_figure, freeze_fraction_figure, size_figure
 
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
@@ -155,9 +167,8 @@ def log_report(
         (folder / "report" / "best_freeze.json").write_text(json.dumps(answer, indent=2))
         (folder / "report" / "confirm_runs.json").write_text(json.dumps(rows, indent=2))
         if rows:
-            pictures = dict(
-                zip(PICTURES, (answer_figure, boundary_figure, size_figure), strict=True)
-            )
+            drawers = (answer_figure, boundary_figure, size_figure, freeze_fraction_figure)
+            pictures = dict(zip(PICTURES, drawers, strict=True))
             for name, draw in pictures.items():
                 draw(answer, folder / name)
         tracking.log_folder(client, parent_run_id, folder, None)

@@ -11,7 +11,7 @@ from study import tracking
 from study.config import ConfigError, StudyConfig
 
 # Sections that define a study's question: `--resume` refuses a config that changed them.
-QUESTION_SECTIONS = ("target", "source", "training", "search")
+QUESTION_SECTIONS = ("target", "targets", "source", "training", "search")
 
 
 def study_to_resume(client, config: StudyConfig):
@@ -30,7 +30,7 @@ def study_to_resume(client, config: StudyConfig):
             f"to check the config against; run without --resume to start a new study"
         )
     now = config.model_dump(mode="json")
-    changed = [key for key in QUESTION_SECTIONS if then.get(key) != now[key]]
+    changed = [key for key in QUESTION_SECTIONS if then.get(key) != now.get(key)]
     if changed:
         sections = f"section{'s' if len(changed) > 1 else ''} {', '.join(changed)}"
         raise ConfigError(

@@ -1,8 +1,9 @@
-"""The search phase: every (size, architecture, strategy label) tuned with the same budget.
+"""The search phase: every (target, size, architecture, strategy label) tuned with the
+same budget.
 
 Each configuration is trained on the seed-0 subset and judged by validation accuracy
 (never test accuracy); with `search.early_stopping`, ASHA stops poor ones early inside
-their label (study.scheduler). The searcher tells Optuna (one study per label and size,
+their label (study.scheduler). The searcher tells Optuna (one study per target, size and label,
 study.searcher). Every freeze boundary is a label of its own, so the answer covers
 b = 0 through B for each architecture, plus scratch, lp-ft and the classical heads.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from search_spaces.transfer import Label, define_label, grid_points, labels
-from study.config import StudyConfig
+from study.config import StudyConfig, TargetConfig
 from study.progress import PhaseProgress
 from study.searcher import StratifiedOptunaSearch, Stratum, create_stratum_study
 from study.sources import weights_for
@@ -29,17 +30,22 @@ def trial_config(suggestion: dict, constants: dict, source: str, torchvision: bo
     return {**suggestion, **constants, Key.WEIGHTS: weights}
 
 
-def stratum_constants(config: StudyConfig, target: TargetData, size: int | None) -> dict:
-    """What every trial of one size shares (the search phase trains on seed 0's subset)."""
+def stratum_constants(
+    config: StudyConfig, target: TargetData, size: int | None, settings: TargetConfig | None = None
+) -> dict:
+    """What every trial of one (target, size) shares (the search phase trains on seed 0's
+    subset); `settings`: the target's config section (default: the study's first)."""
+    settings = settings or config.target_list()[0]
     return {
         Key.PHASE: "search",
+        Key.TARGET: settings.key,
         Key.DATASET: target.name,
         Key.SIZE: "all" if size is None else size,
         Key.SEED: 0,
         Key.STEPS: config.training.steps_for(size),
         Key.REPORTS: config.training.reports,
         Key.BATCH_SIZE: config.training.batch_size,
-        Key.AUGMENT: "+".join(config.target.augment) or "none",
+        Key.AUGMENT: "+".join(settings.augment) or "none",
         Key.FEATURE_CACHE: config.training.feature_cache,
         Key.CACHE_DIR: str(Path(config.stores.features).resolve()),
         Key.LP_FRAC: config.training.lp_frac,
@@ -54,23 +60,31 @@ def search_labels(config: StudyConfig) -> list[Label]:
 
 
 def search_budget(config: StudyConfig) -> int:
-    """Search trials in all: the same budget for every (size, architecture, label)."""
-    return config.search.trials_per_label * len(search_labels(config)) * len(config.sizes())
+    """Search trials in all: the same budget for every (target, size, architecture, label)."""
+    return config.search.trials_per_label * len(search_labels(config)) * len(config.strata())
 
 
-def make_searcher(config: StudyConfig, target: TargetData, study_key: str):
-    """One Optuna study per (size, architecture, strategy label), named
-    `<study_key>.size-<size>.<arch>.<label>`, each with `trials_per_label` trials, behind
-    one Ray searcher that hands them out round-robin. Each study first tries its main
-    parameter spread evenly over its range (search_spaces.transfer.grid_points); the
-    sampler's seed is fixed per study, so the proposals do not depend on timing."""
+def stratum_prefix(config: StudyConfig, study_key: str, target: str) -> str:
+    """`<study_key>` for a single-target study (the names it always had), else
+    `<study_key>.<target>`: every target has Optuna studies of its own."""
+    return f"{study_key}.{target}" if config.several_targets() else study_key
+
+
+def make_searcher(config: StudyConfig, targets: dict[str, TargetData], study_key: str):
+    """One Optuna study per (target, size, architecture, strategy label), named
+    `<study_key>[.<target>].size-<size>.<arch>.<label>` (the target only when the study has
+    several), each with `trials_per_label` trials, behind one Ray searcher that hands them
+    out round-robin. Each study first tries its main parameter spread evenly over its range
+    (search_spaces.transfer.grid_points); the sampler's seed is fixed per study, so the
+    proposals do not depend on timing."""
     ranges = config.search.ranges()
     budget = config.search.trials_per_label
     strata, labels_of_study = [], search_labels(config)
-    for index, size in enumerate(config.sizes()):
-        constants = stratum_constants(config, target, size)
+    for index, (settings, size) in enumerate(config.strata()):
+        constants = stratum_constants(config, targets[settings.key], size, settings)
+        prefix = stratum_prefix(config, study_key, settings.key)
         for number, label in enumerate(labels_of_study):
-            name = f"{study_key}.size-{constants[Key.SIZE]}.{label.arch}.{label.name}"
+            name = f"{prefix}.size-{constants[Key.SIZE]}.{label.arch}.{label.name}"
             startup = grid_points(label.strategy, ranges, budget)
             seed = config.search.seed + 1000 * index + number
             study = create_stratum_study(config.stores.optuna, name, seed, startup, budget)
@@ -90,20 +104,20 @@ def make_searcher(config: StudyConfig, target: TargetData, study_key: str):
 
 
 def run_search(
-    config: StudyConfig, study_key: str, target, sources, logger, log, verbose: bool = False
+    config: StudyConfig, study_key: str, targets, sources, logger, log, verbose: bool = False
 ) -> list:
     """Every search trial's result, including those a resumed study recovers from Optuna."""
-    searcher = make_searcher(config, target, study_key)
+    searcher = make_searcher(config, targets, study_key)
     count = len(search_labels(config))
     log(
         f"search phase: {search_budget(config)} trials = {config.search.trials_per_label} "
-        f"per (size, architecture, strategy label) x {count} labels x "
-        f"{len(config.sizes())} sizes; Optuna studies {study_key}.size-* in "
+        f"per (target, size, architecture, strategy label) x {count} labels x "
+        f"{len(config.strata())} (target, size) strata; Optuna studies {study_key}.* in "
         f"{redact(config.stores.optuna)}"
     )
     progress = PhaseProgress("search", search_budget(config), verbose)
     name = f"{study_key}-search"
     callbacks = [logger, progress]
-    results = search_tuner(config, name, target, sources, searcher, callbacks, verbose).fit()
+    results = search_tuner(config, name, targets, sources, searcher, callbacks, verbose).fit()
     # After a resume, Optuna may hold trials that ended after Ray's last snapshot.
     return [*results, *searcher.results_not_in(results)]

@@ -32,6 +32,7 @@ from trainables.contract import Key, Report
 # Tags
 TAG_RUN_TYPE = "run_type"  # study | trial | pretrain
 TAG_STUDY = "study"
+TAG_TARGET = "target"  # the target's name (a study may have several): strata are (target, size)
 TAG_DATASET = "dataset"
 TAG_PHASE = "phase"  # search | confirm
 TAG_SIZE = "size"
@@ -56,6 +57,7 @@ TAG_HEARTBEAT = "driver_heartbeat"  # ms since the epoch; 0 once the driver let 
 # Params: these Tune config keys, under their own names (size and seed are tags too; as
 # params they are columns of the runs table like the rest)
 TRIAL_PARAMS = (
+    Key.TARGET,
     Key.SIZE,
     Key.SEED,
     Key.ARCH,
@@ -86,6 +88,25 @@ METRIC_TRAINING_SHARE = "training_share"
 STEP_METRICS = (Report.VAL_ACC, Report.BEST_VAL_ACC, Report.TRAIN_LOSS)
 
 PRETRAIN_EXPERIMENT = "source-pretraining"
+# On the study run: each target's similarity to the source (study.similarity), per
+# architecture whose pretrained features measured it, and the EMD behind it.
+SIMILARITY_PREFIX, EMD_PREFIX = "similarity", "similarity_emd"
+
+
+def similarity_metric(target: str, arch: str) -> str:
+    return f"{SIMILARITY_PREFIX}.{target}.{arch}"
+
+
+def emd_metric(target: str, arch: str) -> str:
+    return f"{EMD_PREFIX}.{target}.{arch}"
+
+
+def parse_similarity_metric(name: str) -> tuple[str, str] | None:
+    """(target, arch) of a similarity metric's name; None for any other metric."""
+    parts = name.split(".")
+    if len(parts) == 3 and parts[0] == SIMILARITY_PREFIX:
+        return parts[1], parts[2]
+    return None
 
 
 def client_for(tracking_uri: str) -> MlflowClient:

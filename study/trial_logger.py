@@ -27,6 +27,7 @@ def trial_tags(config: dict, stages: int, label: str) -> dict[str, str]:
     return {
         t.TAG_RUN_TYPE: "trial",
         t.TAG_PHASE: config[Key.PHASE],
+        t.TAG_TARGET: str(config.get(Key.TARGET, "")),
         t.TAG_DATASET: config[Key.DATASET],
         t.TAG_SIZE: str(config[Key.SIZE]),
         t.TAG_SEED: str(config[Key.SEED]),
@@ -40,7 +41,7 @@ def trial_tags(config: dict, stages: int, label: str) -> dict[str, str]:
 
 def run_name(config: dict, label: str, trial_id: str) -> str:
     return (
-        f"{config[Key.PHASE]}-size{config[Key.SIZE]}-{config[Key.ARCH]}-"
+        f"{config[Key.PHASE]}-{config.get(Key.TARGET, '')}-size{config[Key.SIZE]}-{config[Key.ARCH]}-"
         f"{label}-seed{config[Key.SEED]}-{trial_id}"
     )
 
@@ -117,7 +118,8 @@ class MlflowTrialLogger(Callback):
         self.run_ids[trial_id] = run.info.run_id
         params = [Param(name, str(config[name])) for name in t.TRIAL_PARAMS if name in config]
         self.client.log_batch(run.info.run_id, params=params)
-        subset = self.subsets.get(subset_key(config[Key.SIZE], config[Key.SEED]))
+        key = subset_key(config.get(Key.TARGET, ""), config[Key.SIZE], config[Key.SEED])
+        subset = self.subsets.get(key)
         if subset is not None:
             self.client.log_inputs(run.info.run_id, datasets=[training_input(subset)])
 

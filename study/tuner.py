@@ -50,12 +50,13 @@ PROGRESS_METRICS = {
 }
 
 
-def _trainable(config: StudyConfig, target, sources):
-    # with_parameters puts the dataset and source checkpoints in the object store once;
-    # trials fetch them from there instead of re-reading files.
+def _trainable(config: StudyConfig, targets, sources):
+    # with_parameters puts the datasets (every target of the study, by name: a trial picks
+    # its own) and source checkpoints in the object store once; trials fetch them from
+    # there instead of re-reading files.
     trainable = tune.with_parameters(
         tune_trial,
-        target=target,
+        targets=targets,
         sources=sources,
         checkpoint_every=config.fault_tolerance.checkpoint_every,
     )
@@ -154,9 +155,9 @@ def early_stopping(config: StudyConfig) -> PerStratumScheduler | None:
 
 
 def search_tuner(
-    config: StudyConfig, name: str, target, sources, searcher, callbacks, verbose: bool = False
+    config: StudyConfig, name: str, targets, sources, searcher, callbacks, verbose: bool = False
 ) -> tune.Tuner:
-    trainable = _trainable(config, target, sources)
+    trainable = _trainable(config, targets, sources)
     tuner = restored(config, name, trainable)
     if tuner is not None:
         return tuner
@@ -178,14 +179,14 @@ def search_tuner(
 def confirm_tuner(
     config: StudyConfig,
     name: str,
-    target,
+    targets,
     sources,
     trial_configs: list[dict],
     callbacks,
     verbose: bool = False,
 ) -> tune.Tuner:
     """Every given configuration, run to the end (no early stopping)."""
-    trainable = _trainable(config, target, sources)
+    trainable = _trainable(config, targets, sources)
     tuner = restored(config, name, trainable)
     if tuner is not None:
         return tuner

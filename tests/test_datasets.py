@@ -221,7 +221,13 @@ def load(request):
 
 def test_adding_a_dataset_is_one_module(tmp_path, monkeypatch):
     """A module dropped on the package's path is found by the registry: nothing else is edited."""
-    assert dataset_names() == ["digits", "glyphs", "imagefolder:<path>", "torchvision:<name>"]
+    assert dataset_names() == [
+        "digits",
+        "glyphs",
+        "imagefolder:<path>",
+        "textures",
+        "torchvision:<name>",
+    ]
     with pytest.raises(ValueError, match="unknown target dataset 'tiny:3'"):
         parse_dataset("tiny:3")
     (tmp_path / "tiny_target.py").write_text(TINY_MODULE)
@@ -232,7 +238,7 @@ def test_adding_a_dataset_is_one_module(tmp_path, monkeypatch):
         assert "tiny:<n>" in dataset_names()
         assert parse_dataset("tiny:3") == ("tiny", "3")
         with pytest.raises(
-            ValueError, match="allowed: digits, glyphs, imagefolder:<path>, tiny:<n>"
+            ValueError, match="allowed: digits, glyphs, imagefolder:<path>, textures, tiny:<n>"
         ):
             parse_dataset("tiny")  # it takes an argument
         data = load_target("tiny:3", 1, 1, prep=Preprocessing(size=4, channels=3))

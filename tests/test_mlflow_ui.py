@@ -112,7 +112,7 @@ def test_the_study_run_description_is_the_answer_and_best_freeze_prints_it(smoke
     _, parent = study_run
     assert parent["info"]["run_name"].startswith("smoke 20")  # the study, and when
     description = tags(parent["data"])[NOTE]
-    header = "| dataset | size/class | best strategy | test acc [95% CI] | runner-up |"
+    header = "| target | size/class | best strategy | test acc [95% CI] | runner-up |"
     assert header in description
     rows = [line for line in description.splitlines() if line.startswith("| digits | 2 |")]
     assert len(rows) == len(SMOKE.target.sizes)

@@ -29,7 +29,7 @@ from optuna.trial import TrialState
 
 from search_spaces.transfer import coverage_points, define
 from study import tracking as t
-from study.config_file import load_preset
+from study.config_file import load_preset, parse_config
 from study.confirm_phase import confirm_budget
 from study.searcher import INTERRUPTED, StratifiedOptunaSearch, Stratum, create_stratum_study
 from study.trial_logger import MlflowTrialLogger
@@ -225,8 +225,8 @@ def test_resume_picks_the_latest_study_run_and_refuses_a_changed_question(tmp_pa
 SMOKE = load_preset("smoke")
 
 
-def child_runs(client: MlflowClient, parent_id: str):
-    experiment = client.get_experiment_by_name(SMOKE.name)
+def child_runs(client: MlflowClient, parent_id: str, name: str = SMOKE.name):
+    experiment = client.get_experiment_by_name(name)
     return client.search_runs(
         [experiment.experiment_id],
         filter_string=f"tags.{MLFLOW_PARENT_RUN_ID} = '{parent_id}'",
@@ -246,7 +246,25 @@ def reporting_trials(work, phase: str) -> int:
 
 # Where the driver is killed: mid-search (some trials ended, some running, some not yet
 # suggested), or mid-confirm (the search finished, confirm trials running).
-KILL_WHEN = {"search": ("search", 3), "confirm": ("confirm", 1)}
+KILL_WHEN = {
+    "search": ("search", 3),
+    "confirm": ("confirm", 1),
+    "search, two targets": ("search", 3),
+}
+
+
+def killed_study_config(moment: str) -> dict:
+    """The smoke study, a little longer; `two targets`: digits and the textures, each its
+    own strata (issue 14), resumed like a single-target study."""
+    config = SMOKE.model_dump(mode="json", exclude_none=True)
+    # Two trials per label: a trial lost with the killed driver leaves its label one result.
+    config["search"]["trials_per_label"] = 2
+    config["training"]["reports"] = 3
+    config["training"]["steps"] = [{"up_to": None, "steps": 30}]
+    if "two targets" in moment:
+        first = config.pop("target")
+        config["targets"] = [first, {**first, "dataset": "textures"}]
+    return config
 
 
 def stop_leftovers(group: int, grace: float = 20) -> None:
@@ -271,11 +289,8 @@ def stop_leftovers(group: int, grace: float = 20) -> None:
 def test_study_killed_mid_phase_resumes_without_duplicates(tmp_path, moment):
     work = tmp_path / "work"
     work.mkdir()
-    config = SMOKE.model_dump(mode="json")
-    # Two trials per label: a trial lost with the killed driver leaves its label one result.
-    config["search"]["trials_per_label"] = 2
-    config["training"]["reports"] = 3
-    config["training"]["steps"] = [{"up_to": None, "steps": 30}]
+    config = killed_study_config(moment)
+    study = parse_config(config, "test")
     (work / "study.yaml").write_text(json.dumps(config))
     ray_tmp = tempfile.mkdtemp(prefix="rs-", dir="/tmp")  # ours: removed at the end
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "RAY_ADDRESS"))}
@@ -341,7 +356,9 @@ def test_study_killed_mid_phase_resumes_without_duplicates(tmp_path, moment):
         r for r in children if r.data.tags[t.TAG_PHASE] == "confirm" and r.info.status == "FINISHED"
     ]
     assert len(search) >= 1
-    assert len(confirm) == confirm_budget(SMOKE)
+    assert len(confirm) == confirm_budget(study)
+    targets = {t.key for t in study.target_list()}
+    assert {r.data.tags[t.TAG_TARGET] for r in children} == targets
 
     storage = f"sqlite:///{work / 'optuna.db'}"
     for summary in optuna.get_all_study_summaries(storage):

@@ -50,10 +50,11 @@ class Key:
     PHASE = "phase"
     DATASET = "dataset"
     OPTUNA_TRIAL = "optuna_trial"
-    STRATUM = "stratum"  # the Optuna study (size, architecture, strategy label) it came from
+    STRATUM = "stratum"  # the Optuna study (target, size, architecture, label) it came from
+    TARGET = "target"  # the target's name (study.config TargetConfig.key): which data to train on
 
 
-DRIVER_KEYS = (Key.PHASE, Key.DATASET, Key.OPTUNA_TRIAL, Key.STRATUM)
+DRIVER_KEYS = (Key.PHASE, Key.DATASET, Key.OPTUNA_TRIAL, Key.STRATUM, Key.TARGET)
 
 
 class Report:

@@ -29,7 +29,7 @@ import torch
 
 from search_spaces.strategies import get_strategy, plan_phases
 from trainables.classical import fit_classical
-from trainables.contract import Report, TrialConfig, is_completed
+from trainables.contract import Key, Report, TrialConfig, is_completed
 from trainables.datasets import TargetData
 from trainables.datasets.augment import augment
 from trainables.feature_store import FeatureStore
@@ -232,9 +232,15 @@ def to_channels_last(value):
 
 
 def tune_trial(
-    config: dict, target: TargetData, sources: dict[str, dict], checkpoint_every: int = 0
+    config: dict,
+    targets: dict[str, TargetData],
+    sources: dict[str, dict],
+    checkpoint_every: int = 0,
 ) -> None:
     """The function Ray Tune runs: results go to the driver through `ray.tune.report`.
+
+    `targets` holds every target of the study by name; the trial trains on the one its
+    config names (`Key.TARGET`; a config without one: the study's only target).
 
     Every `checkpoint_every` epochs (0: never; not after the last) the training state goes
     with the report as a `ray.tune.Checkpoint`; a restarted trial starts after the latest
@@ -259,6 +265,7 @@ def tune_trial(
             tune.report(metrics)
 
     resume = load_checkpoint(tune.get_checkpoint())
+    target = targets[config[Key.TARGET]] if Key.TARGET in config else only(targets)
     fit(
         TrialConfig.from_tune(config),
         target,
@@ -267,6 +274,12 @@ def tune_trial(
         resume=resume,
         snapshots=checkpoint_every > 0,
     )
+
+
+def only(targets: dict[str, TargetData]) -> TargetData:
+    if len(targets) != 1:
+        raise ValueError(f"a trial config without a target, and {len(targets)} targets")
+    return next(iter(targets.values()))
 
 
 def trial_threads(context) -> int:

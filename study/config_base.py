@@ -1,0 +1,15 @@
+"""The building blocks of the config schema: ConfigError and the strict section base."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+
+class ConfigError(ValueError):
+    """Bad user input: the message is one line naming the problem and the allowed values."""
+
+
+class Strict(BaseModel):
+    # strict: `seeds: true`, `sizes: ['2']` or `[2.0]` are refused, not converted;
+    # allow_inf_nan: `.inf` / `.nan` are refused in every float (they overflow later).
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
