@@ -121,7 +121,8 @@ def run_in_study(world: StudyWorld, name: str, target, sources, configs: list[di
     """The study's Tuner running `configs` (one trial at a time on a runtime of 1 CPU)."""
     started, completions = time.perf_counter(), Completions()
     callbacks = [world.logger, completions]
-    tuner = confirm_tuner(world.config, name, target, sources, configs, callbacks)
+    targets = {target.name: target}  # the trainable takes every target by name
+    tuner = confirm_tuner(world.config, name, targets, sources, configs, callbacks)
     with contextlib.redirect_stdout(io.StringIO()):  # Ray's progress table: not the bench's
         results = tuner.fit()
     seconds = time.perf_counter() - started

@@ -81,7 +81,7 @@ def draw_trials(config, count: int, seed: int = 0) -> list[dict]:
 
 def peer_trial(config: dict, configs: list[dict], target, sources) -> None:
     """The peer's trial function: the listed configuration, trained by tune_trial."""
-    tune_trial(configs[config[INDEX]], target, sources)
+    tune_trial(configs[config[INDEX]], {target.name: target}, sources)
 
 
 def run_peer(folder, name: str, configs, target, sources, reuse: bool) -> float:

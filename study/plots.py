@@ -121,9 +121,14 @@ def boundary_figure(answer: list[dict], path: Path) -> None:
 
 
 def size_figure(answer: list[dict], path: Path) -> None:
+    _one_panel(draw_by_size, answer, path, figsize=(8.5, 4.5))
+
+
+def _one_panel(draw, answer: list[dict], path: Path, figsize: tuple[float, float]) -> None:
+    """A picture of one panel, drawn by `draw(answer, axes)`, saved to `path`."""
     plt = _pyplot()
-    figure, axes = plt.subplots(figsize=(8.5, 4.5))
-    draw_by_size(answer, axes)
+    figure, axes = plt.subplots(figsize=figsize)
+    draw(answer, axes)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
@@ -190,9 +195,4 @@ def _similarity_label(target: str, similarity: dict | None) -> str:
 
 
 def freeze_fraction_figure(answer: list[dict], path: Path) -> None:
-    plt = _pyplot()
-    figure, axes = plt.subplots(figsize=(9, 4.5))
-    draw_freeze_fraction(answer, axes)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    _one_panel(draw_freeze_fraction, answer, path, figsize=(9, 4.5))

@@ -157,23 +157,11 @@ def early_stopping(config: StudyConfig) -> PerStratumScheduler | None:
 def search_tuner(
     config: StudyConfig, name: str, targets, sources, searcher, callbacks, verbose: bool = False
 ) -> tune.Tuner:
-    trainable = _trainable(config, targets, sources)
-    tuner = restored(config, name, trainable)
-    if tuner is not None:
-        return tuner
-    return tune.Tuner(
-        trainable,
-        tune_config=tune.TuneConfig(
-            metric=METRIC,
-            mode="max",
-            search_alg=searcher,
-            scheduler=early_stopping(config),
-            num_samples=searcher.total_budget(),
-            max_concurrent_trials=trial_slots(config),
-            reuse_actors=True,
-        ),
-        run_config=run_config(config, name, callbacks, verbose),
+    """The search phase's trials, handed out by `searcher`; ASHA only with early_stopping."""
+    tune_config = dict(
+        search_alg=searcher, scheduler=early_stopping(config), num_samples=searcher.total_budget()
     )
+    return _tuner(config, name, (targets, sources), callbacks, verbose, tune_config)
 
 
 def confirm_tuner(
@@ -186,7 +174,16 @@ def confirm_tuner(
     verbose: bool = False,
 ) -> tune.Tuner:
     """Every given configuration, run to the end (no early stopping)."""
-    trainable = _trainable(config, targets, sources)
+    tune_config = dict(
+        search_alg=FixedConfigs(trial_configs, metric=METRIC), num_samples=len(trial_configs)
+    )
+    return _tuner(config, name, (targets, sources), callbacks, verbose, tune_config)
+
+
+def _tuner(config, name: str, data, callbacks, verbose: bool, tune_config: dict) -> tune.Tuner:
+    """The experiment `name` restored from `stores.ray_results` when it exists (resume),
+    else a new Tuner with `tune_config` on the study's trainable and trial slots."""
+    trainable = _trainable(config, *data)
     tuner = restored(config, name, trainable)
     if tuner is not None:
         return tuner
@@ -195,10 +192,9 @@ def confirm_tuner(
         tune_config=tune.TuneConfig(
             metric=METRIC,
             mode="max",
-            search_alg=FixedConfigs(trial_configs, metric=METRIC),
-            num_samples=len(trial_configs),
             max_concurrent_trials=trial_slots(config),
             reuse_actors=True,
+            **tune_config,
         ),
         run_config=run_config(config, name, callbacks, verbose),
     )
