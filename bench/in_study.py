@@ -64,9 +64,10 @@ class StudyWorld:
 
 
 def bench_config(
-    folder: Path, checkpoint_every: int, num_cpus: int | None, preset: str = "smoke"
+    folder: Path, checkpoint_every: int | None, num_cpus: int | None, preset: str = "smoke"
 ) -> StudyConfig:
-    """A preset with every store in `folder`."""
+    """A preset with every store in `folder`; checkpoints every `checkpoint_every` reports
+    from the first (None: as the service's default has them, `checkpoint_after_s` too)."""
     base = load_preset(preset)
     stores = base.stores.model_copy(
         update={
@@ -77,7 +78,10 @@ def bench_config(
             "features": str(folder / "features"),
         }
     )
-    faults = base.fault_tolerance.model_copy(update={"checkpoint_every": checkpoint_every})
+    faults = base.fault_tolerance
+    if checkpoint_every is not None:
+        update = {"checkpoint_every": checkpoint_every, "checkpoint_after_s": 0}
+        faults = faults.model_copy(update=update)
     resources = base.resources.model_copy(update={"num_cpus": num_cpus})
     return base.model_copy(
         update={"stores": stores, "fault_tolerance": faults, "resources": resources}
@@ -92,7 +96,7 @@ def ray_and_folder(num_cpus: int | None):
 
 
 def study_world(
-    folder: Path, name: str, archs, checkpoint_every: int, num_cpus=None, preset="smoke"
+    folder: Path, name: str, archs, checkpoint_every: int | None, num_cpus=None, preset="smoke"
 ):
     """Config, MLflow parent run and trial callback of one benchmarked "study"."""
     config = bench_config(folder / name, checkpoint_every, num_cpus, preset)

@@ -9,8 +9,9 @@ same configuration on different seeds, run four ways in this one process:
   nothing else;
 - study: the study's confirm Tuner on a local Ray runtime of 1 CPU (bench/in_study.py):
   `tune_trial` in a reused Ray actor, a report per chunk, checkpoints as the service's
-  default `fault_tolerance.checkpoint_every` has them, the MLflow trial callback writing
-  child runs to a SQLite store;
+  default `fault_tolerance` has them (every `checkpoint_every` reports once a trial has
+  trained `checkpoint_after_s`: none for these trials of seconds), the MLflow trial
+  callback writing child runs to a SQLite store;
 - the same with a checkpoint with every report (`checkpoint_every: 1`) and with none
   (0), which prices the checkpoints.
 
@@ -53,7 +54,7 @@ from trainables.loops import accuracy, make_optimizer, train_steps
 from trainables.train import build_trial_model
 
 GOAL = 0.95
-DEFAULT_EVERY = FaultToleranceConfig().checkpoint_every
+DEFAULT = FaultToleranceConfig()
 BATCH, REPORTS = 32, 4
 # (arch, steps per trial, trials): about as long as the default study's trials.
 CASES = {"resnet18": (24, 4), "lenet5": (200, 4)}
@@ -92,7 +93,7 @@ def measure(folder, case: str, configs, target, sources, repeat: int) -> dict[st
         bare_trial(TrialConfig.from_tune(config), target, sources)
     bare = (time.perf_counter() - started) / len(configs)
     seconds = {"bare": bare}
-    ways = [("study", DEFAULT_EVERY), ("every report", 1), ("none", 0)]
+    ways = [("study", None), ("every report", 1), ("none", 0)]
     for label, every in ways[repeat % 3 :] + ways[: repeat % 3]:  # none always goes first
         name = f"{case}-{repeat}-{label.replace(' ', '-')}"
         world = study_world(folder, name, [case], every, num_cpus=1)
@@ -124,7 +125,9 @@ def main() -> None:
     target = load_target("digits", val_per_class=30, test_per_class=50)
     sources = source_states({*cases, "lenet5"})
     print(f"digits, {len(target.train_subset(None, 0))} training images 1x32x32, batch {BATCH}, "
-          f"{REPORTS} reports per trial, 1 thread; seconds per trial, median of {repeats}")  # fmt: skip
+          f"{REPORTS} reports per trial, 1 thread; seconds per trial, median of {repeats}; "
+          f"study: checkpoints every {DEFAULT.checkpoint_every} reports once a trial has "
+          f"trained {DEFAULT.checkpoint_after_s:g} s")  # fmt: skip
     print(f"{'':<10} {'':>7} {'seconds per trial':>17} {'':>6} {'ratio, checkpoints':>24} {'':>9} "
           f"{'ckpt every':>10}\n{'case':<10} {'images':>7} {'bare':>7} {'study':>8} {'ratio':>6} "
           f"{'every report':>13} {'none':>9} {'report cost':>10} {'Tuner start':>8}")  # fmt: skip

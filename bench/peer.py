@@ -14,7 +14,8 @@ in its range, its steps per size) and run, on one local Ray runtime of all CPUs,
   with Ray's default `reuse_actors=False` (a new worker per trial), and tuned, with
   `reuse_actors=True` as Ray's performance guide says.
 - service: the same list through this service's Tuner (bench/in_study.py: reused
-  actors, the feature cache, checkpoints with every report, its MLflow callback).
+  actors, the feature cache, checkpoints as its default `fault_tolerance` has them, its
+  MLflow callback).
 
 ASHA stops some of the peer's trials early, so the peer does less training than the
 service: the ratio is, if anything, in the peer's favour.
@@ -123,7 +124,7 @@ def run_peer(folder, name: str, configs, target, sources, reuse: bool) -> float:
 
 
 def measure(folder, trials, target, sources, repeat: int) -> dict[str, float]:
-    world = study_world(folder, f"service-{repeat}", ["lenet5", "cnn4"], 1, preset="default")
+    world = study_world(folder, f"service-{repeat}", ["lenet5", "cnn4"], None, preset="default")
     configs = trial_configs(world.config, target, trials)
     service = run_in_study(world, f"service-{repeat}", target, sources, configs)
     seconds = {"service": service.seconds}

@@ -123,23 +123,6 @@ def format_table(table: list[dict]) -> str:
     return "\n".join(out)
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
-        "archs",
-        help="list the registered architectures with computed sizes and FLOPs",
-        description=__doc__.split("\n\n")[0],
-    )
-    parser.add_argument("--format", choices=("table", "json"), default="table")
-    parser.add_argument(
-        "--num-classes", type=int, default=1000, help="classes of the built head (default 1000)"
-    )
-    parser.add_argument(
-        "--in-channels", type=int, choices=(1, 3), default=3, help="input channels (default 3)"
-    )
-    parser.set_defaults(func=run)
-    return parser
-
-
 def run(args: argparse.Namespace) -> int:
     num_classes = getattr(args, "num_classes", 1000)
     in_channels = getattr(args, "in_channels", 3)

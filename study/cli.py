@@ -56,12 +56,12 @@ def _again(args) -> str:
 
 
 def cmd_run(args) -> int:
+    config = _study_config(args)  # a bad config is told before the heavy imports below
     from study.driver import Interrupted, interruptible, no_space
     from study.protocol import run_study
     from study.report import best_freeze_table
     from study.ui import ui_command
 
-    config = _study_config(args)
     command = (
         f"study run --config {args.config}" if args.config else f"study run --preset {args.preset}"
     )
@@ -114,14 +114,15 @@ def _check_plot_file(path: Path) -> None:
 
 
 def cmd_best_freeze(args) -> int:
-    from study import tracking
-    from study.query import latest_study_run, study_answer
-    from study.report import best_freeze_table, ranking_table
     from study.store_checks import check_tracking_uri
 
     if args.plot:
         _check_plot_file(Path(args.plot))
     check_tracking_uri(_existing_store(args.tracking_uri))
+    from study import tracking  # MLflow: after the checks, which answer in a fraction of a second
+    from study.query import latest_study_run, study_answer
+    from study.report import best_freeze_table, ranking_table
+
     client = tracking.client_for(args.tracking_uri)
     parent = latest_study_run(client, args.experiment)
     answer = study_answer(client, parent)
@@ -174,6 +175,12 @@ def cmd_pretrain(args) -> int:
     return 0
 
 
+def cmd_archs(args) -> int:
+    from study.archs_table import run  # torch: imported only by the command that needs it
+
+    return run(args)
+
+
 def _config_problems(args) -> tuple[list[str], object]:
     """Every problem of the config (file or preset), and the config to check further."""
     from study.config import ConfigError
@@ -194,10 +201,11 @@ def cmd_validate(args) -> int:
     from study.cluster import cluster_problems
     from study.config import ConfigError
     from study.store_checks import store_problems
-    from study.target import load_checked_targets
 
     problems, config = _config_problems(args)
     if config is not None:
+        from study.target import load_checked_targets  # torch, MLflow: only for a config
+
         try:
             load_checked_targets(config)
         except ConfigError as error:
@@ -274,22 +282,49 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--cluster", help="a Ray cluster launcher file, e.g. cluster.yaml")
     validate.set_defaults(func=cmd_validate)
 
-    from study import archs_table, ui
+    archs = commands.add_parser(
+        "archs",
+        help="list the registered architectures with computed sizes and FLOPs",
+        description="The registry as a comparison table, every number computed from a "
+        "model built on the meta device (study/archs_table.py says how each is counted).",
+    )
+    archs.add_argument("--format", choices=("table", "json"), default="table")
+    archs.add_argument(
+        "--num-classes", type=int, default=1000, help="classes of the built head (default 1000)"
+    )
+    archs.add_argument(
+        "--in-channels", type=int, choices=(1, 3), default=3, help="input channels (default 3)"
+    )
+    archs.set_defaults(func=cmd_archs)
+
+    from study import ui
 
     ui.add_parser(commands, default_tracking_uri())
-    archs_table.add_parser(commands)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    from study.config import ConfigError
-    from study.query import NoStudyFound
-    from trainables.weights import WeightsNotCached
+# User errors raised outside this module: (module, class). Each is looked up only when its
+# module was imported, so a command that fails on its config never pays for importing torch
+# and MLflow (seconds) just to name the exceptions it could not have raised.
+USER_ERRORS = (
+    ("study.config_base", "ConfigError"),
+    ("study.query", "NoStudyFound"),
+    ("trainables.weights", "WeightsNotCached"),
+)
 
+
+def _user_error_types() -> tuple[type[Exception], ...]:
+    loaded = [(sys.modules.get(module), name) for module, name in USER_ERRORS]
+    return (BadInput, *(getattr(module, name) for module, name in loaded if module))
+
+
+def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (BadInput, ConfigError, NoStudyFound, WeightsNotCached) as error:
+    except Exception as error:
+        if not isinstance(error, _user_error_types()):
+            raise
         print(f"study {args.command}: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
 

@@ -155,6 +155,12 @@ class FaultToleranceConfig(Strict):
     # their speed (bench/overhead.py), and a restarted trial loses at most 2 reports' work
     # (a trial is deterministic from its checkpoint or from its start: resume stays exact).
     checkpoint_every: int = Field(2, ge=0, description="reports between checkpoints (0: none)")
+    # Writing a checkpoint blocks the trial until Ray has stored it; a trial that has trained
+    # for less than this is cheaper to rerun from its start (exact: trials are seeded) than
+    # to checkpoint, so the default study's trials of seconds write none at all.
+    checkpoint_after_s: float = Field(
+        30, ge=0, description="a trial checkpoints only after training this long (seconds)"
+    )
     keep_checkpoints: int = Field(2, ge=1, description="checkpoints kept per trial (best first)")
 
 

@@ -7,7 +7,6 @@ size larger than the data stops the study with one line before any store is touc
 from __future__ import annotations
 
 from study.config import ConfigError, StudyConfig, TargetConfig
-from study.sources import check_torchvision_weights, torchvision_weights
 from trainables.datasets import Preprocessing, TargetData, load_target, preprocessing_for
 
 
@@ -21,6 +20,8 @@ def target_preprocessing(config: StudyConfig, target: TargetConfig | None = None
     target = target or config.target_list()[0]
     channels = None if target.channels == "auto" else target.channels
     if config.source.weights == "torchvision":
+        from study.sources import torchvision_weights  # MLflow: only for torchvision weights
+
         weights = torchvision_weights(config.search.architectures[0])
         return preprocessing_for(weights, target.image_size, channels)
     return Preprocessing(size=target.image_size, channels=channels or 1)
@@ -29,6 +30,8 @@ def target_preprocessing(config: StudyConfig, target: TargetConfig | None = None
 def load_checked_targets(config: StudyConfig) -> dict[str, TargetData]:
     """Every target of the study by name (TargetConfig.key), each checked (driver side)."""
     if config.source.weights == "torchvision":
+        from study.sources import check_torchvision_weights  # MLflow: only for these weights
+
         check_torchvision_weights(config)
     return {target.key: _load_checked(config, target) for target in config.target_list()}
 

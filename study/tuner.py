@@ -59,6 +59,7 @@ def _trainable(config: StudyConfig, targets, sources):
         targets=targets,
         sources=sources,
         checkpoint_every=config.fault_tolerance.checkpoint_every,
+        checkpoint_after_s=config.fault_tolerance.checkpoint_after_s,
     )
     resources = {"cpu": config.resources.cpu_per_trial, "gpu": config.resources.gpu_per_trial}
     return tune.with_resources(trainable, resources)

@@ -60,13 +60,16 @@ def _stop(child: subprocess.Popen) -> None:
         child.wait()
 
 
-def serve(tracking_uri: str, port: int, host: str = UI_HOST) -> int:
-    """Run the MLflow UI until it ends or `study ui` is interrupted; its exit code."""
+def serve(tracking_uri: str, port: int, host: str = UI_HOST, workers: int = 1) -> int:
+    """Run the MLflow UI until it ends or `study ui` is interrupted; its exit code.
+    One worker by default: MLflow's 4 each import the whole server (seconds of CPU apiece)
+    before the first page, for a UI that one person browses."""
     from study.store_checks import check_tracking_uri
     from study.stores import redact, sqlalchemy_url
 
     check_tracking_uri(tracking_uri)
     command = [sys.executable, "-m", "mlflow", "ui", "--host", host, "--port", str(port)]
+    command += ["--workers", str(workers)]
     print(f"MLflow UI: http://{host}:{port} for {redact(tracking_uri)} (Ctrl-C stops it)")
     sys.stdout.flush()
     env = {**os.environ, "MLFLOW_BACKEND_STORE_URI": sqlalchemy_url(tracking_uri)}
@@ -93,11 +96,16 @@ def cmd_ui(args) -> int:
     problem = port_problem(args.port)
     if problem:
         raise BadInput(problem)
-    return serve(_existing_store(args.tracking_uri), args.port)
+    if args.workers < 1:
+        raise BadInput(f"--workers {args.workers}: at least 1")
+    return serve(_existing_store(args.tracking_uri), args.port, workers=args.workers)
 
 
 def add_parser(subparsers: argparse._SubParsersAction, tracking_uri: str) -> None:
     parser = subparsers.add_parser("ui", help="open the MLflow UI on the study store (127.0.0.1)")
     parser.add_argument("--tracking-uri", default=tracking_uri)
     parser.add_argument("--port", type=int, default=5000)
+    parser.add_argument(
+        "--workers", type=int, default=1, help="server processes (default 1; MLflow's is 4)"
+    )
     parser.set_defaults(func=cmd_ui)

@@ -10,14 +10,13 @@ import json
 import pytest
 from torchvision.models import get_weight
 
-from study.archs_table import add_parser, run
+from study.archs_table import run
+from study.cli import build_parser, cmd_archs
 from trainables.registry import get_arch, list_archs
 
 
 def parse(*argv: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="study")
-    add_parser(parser.add_subparsers(dest="command"))
-    return parser.parse_args(["archs", *argv])
+    return build_parser().parse_args(["archs", *argv])
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +73,6 @@ def test_table_format_prints_one_row_per_architecture(capsys):
 
 def test_parser_defaults_and_choices():
     args = parse()
-    assert args.format == "table" and args.func is run
+    assert args.format == "table" and args.func is cmd_archs
     with pytest.raises(SystemExit):
         parse("--format", "xml")

@@ -1,7 +1,8 @@
 """`study run` joins a Ray cluster that `ray start` made, by itself: a real multi-process
-cluster (a head with no CPUs for trials, and a worker, each its own `ray start`), a copy of
-study/run.py in another folder, no RAY_ADDRESS. Trials run on the worker; a study whose
-trials no node can hold stops with one line and exit 2, before anything is written."""
+cluster (a head with no CPUs for trials, and two workers, each its own `ray start`), a copy
+of study/run.py in another folder, no RAY_ADDRESS. Trials spread over the workers and every
+trial's result, with the node it ran on, is in MLflow; a study whose trials no node can
+hold stops with one line and exit 2, before anything is written."""
 
 from __future__ import annotations
 
@@ -16,10 +17,13 @@ from mlflow.tracking import MlflowClient
 
 from study import tracking as t
 from study.config_file import load_preset
+from study.confirm_phase import confirm_budget
+from study.search_phase import search_budget
 from tests.conftest import ROOT
 from tests.namespace import clean_env, needs_namespaces, run_in_namespace
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow, needs_namespaces]
+SMOKE = load_preset("smoke")
 
 NODES_PY = """
 import json, sys, time, ray
@@ -33,8 +37,11 @@ print(json.dumps({n["NodeID"]: n["Resources"] for n in ray.nodes() if n["Alive"]
 SCRIPT = """
 trap 'ray stop --force >/dev/null 2>&1 || true' EXIT
 ray start --head --port=0 --num-cpus=0 --include-dashboard=false > head.log 2>&1
-ray start --address="$(cat "$RAY_TMPDIR/ray/ray_current_cluster")" --num-cpus=2 > worker.log 2>&1
-python nodes.py 2 > nodes.json
+for worker in a b; do
+  ray start --address="$(cat "$RAY_TMPDIR/ray/ray_current_cluster")" --num-cpus=1 \
+    > "worker-$worker.log" 2>&1
+done
+python nodes.py 3 > nodes.json
 run() {  # folder, arguments: the study as a user runs it, from that folder
   (cd "$1" && shift && timeout 300 python ../elsewhere/run.py "$@" > out.log 2> err.log
    echo $? > rc) || true
@@ -53,7 +60,7 @@ def cluster_run():
             (root / folder).mkdir()
         shutil.copy(ROOT / "study" / "run.py", root / "elsewhere" / "run.py")
         (root / "nodes.py").write_text(NODES_PY)
-        big = load_preset("smoke").model_dump(mode="json")
+        big = SMOKE.model_dump(mode="json")
         big["resources"]["gpu_per_trial"] = 1
         (root / "too-big" / "too-big.yaml").write_text(yaml.safe_dump(big))
         env = clean_env(HOME=str(root / "home"), RAY_TMPDIR=str(root / "ray"))
@@ -73,17 +80,21 @@ def test_trials_run_on_the_cluster_that_ray_start_made(cluster_run):
     rc, out, err = _output(cluster_run / "smoke")
     assert rc == 0, out[-3000:] + err[-3000:]
     nodes = json.loads((cluster_run / "nodes.json").read_text())
-    [worker] = [node for node, resources in nodes.items() if resources.get("CPU")]
+    workers = {node for node, resources in nodes.items() if resources.get("CPU")}
+    assert len(workers) == 2
     assert "ray: joined the Ray cluster `ray start` made here" in out
-    assert "2 node(s), 2 CPUs" in out
+    assert "3 node(s), 2 CPUs" in out
     assert "Best freeze strategy per target dataset size" in out
 
     client = MlflowClient(tracking_uri=f"sqlite:///{cluster_run / 'smoke' / 'mlflow.db'}")
     parent = t.latest_study_run(client, t.experiment_ids(client, "smoke"))
     children = t.child_runs(client, parent.info.run_id)
-    assert children
-    # The head has no CPU for trials: every trial ran on the worker, a node of the cluster.
-    assert {run.data.tags[t.TAG_NODE_ID] for run in children} == {worker}
+    assert len(children) == search_budget(SMOKE) + confirm_budget(SMOKE)
+    assert all(run.info.status == "FINISHED" for run in children)
+    assert all(t.METRIC_VAL_ACC in run.data.metrics for run in children)
+    assert all(run.data.tags.get(t.TAG_NODE_IP) for run in children)
+    # The head has no CPU for trials: they ran on the workers, one trial on each at a time.
+    assert {run.data.tags[t.TAG_NODE_ID] for run in children} == workers
 
 
 def test_a_trial_no_node_can_hold_stops_the_study_before_it_writes(cluster_run):

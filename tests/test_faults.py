@@ -4,7 +4,6 @@ run `interrupted`, no Optuna trial left RUNNING); `--resume` then finishes the s
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import time
@@ -18,21 +17,23 @@ from optuna.trial import TrialState
 
 from study import tracking as t
 from study.config_file import load_preset
-from tests.conftest import STUDY, run_cli
+from tests.conftest import STUDY, cli_env, run_cli
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 
-def write_config(workdir: Path) -> None:
+def write_config(workdir: Path, long_trials: bool = True) -> None:
+    """The smoke study; with `long_trials`, one that lasts long enough to be stopped."""
     data = load_preset("smoke").model_dump(mode="json", exclude={"stores"})
     data["name"] = "faults"
-    data["search"]["trials_per_label"] = 2  # the study lasts long enough to be stopped
-    data["training"]["steps"] = [{"up_to": None, "steps": 300}]  # trials of a few seconds
+    if long_trials:
+        data["search"]["trials_per_label"] = 2
+        data["training"]["steps"] = [{"up_to": None, "steps": 300}]  # trials of a few seconds
     (workdir / "study.yaml").write_text(yaml.safe_dump(data))
 
 
 def start_driver(workdir: Path, log: str) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "RAY_ADDRESS"))}
+    env = cli_env()
     out = open(workdir / log, "w")  # noqa: SIM115 (the process owns it)
     return subprocess.Popen(
         STUDY + ["run", "--config", "study.yaml"],
@@ -103,7 +104,7 @@ def test_second_driver_refuses_sigterm_closes_everything_and_resume_finishes(wor
 
 
 def test_a_full_disk_stops_the_study_with_one_line_and_resume_finishes(workdir):
-    write_config(workdir)
+    write_config(workdir, long_trials=False)  # the disk fills up at the study's end
     artifacts = workdir / "mlartifacts"
     artifacts.mkdir()
     # Room for the study's config.yaml, not for its report: the disk fills up mid-study.

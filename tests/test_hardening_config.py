@@ -96,14 +96,14 @@ def assert_refused(done, expected: list[str]) -> None:
 
 @pytest.mark.parametrize("command", ["validate", "run"])
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_bad_config_is_one_line_exit_2_and_writes_nothing(workdir, case, command):
+def test_bad_config_is_one_line_exit_2_and_writes_nothing(workdir, cli_in_process, case, command):
     content, expected = CASES[case]
     if callable(content):
         content = content(workdir)
     path = workdir / "study.yaml"
     path.write_bytes(content if isinstance(content, bytes) else content.encode())
     before = files_under(workdir)
-    done = run_cli([command, "--config", "study.yaml"], cwd=workdir)
+    done = cli_in_process([command, "--config", "study.yaml"])
     assert_refused(done, expected)
     assert files_under(workdir) == before
 

@@ -60,19 +60,12 @@ CASES = {
 }
 
 
-def cli(args: list[str], workdir: Path, env: dict) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "STUDY_"))}
-    return subprocess.run(
-        STUDY + args, cwd=workdir, env={**clean, **env}, capture_output=True, text=True
-    )
-
-
 @pytest.mark.parametrize("command", ["validate", "run"])
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_a_bad_store_is_one_line_before_anything_is_written(workdir, case, command):
+def test_a_bad_store_is_one_line_before_anything_is_written(workdir, cli_in_process, case, command):
     stores, env, expected = CASES[case]
     (workdir / "study.yaml").write_text(yaml.safe_dump({**SMOKE, "stores": stores}))
-    done = cli([command, "--config", "study.yaml"], workdir, env)
+    done = cli_in_process([command, "--config", "study.yaml"], env=env)
     assert_refused(done, expected)
     assert "pw" not in done.stderr
     assert files_under(workdir) == {"study.yaml"}
@@ -80,9 +73,9 @@ def test_a_bad_store_is_one_line_before_anything_is_written(workdir, case, comma
 
 @pytest.mark.parametrize("url", ["garbage", "postgresql://study:pw@127.0.0.1:1/mlflow"])
 def test_best_freeze_refuses_a_bad_tracking_store(workdir, url):
-    done = cli(["best-freeze", "--tracking-uri", url], workdir, {})
+    done = run_cli(["best-freeze", "--tracking-uri", url], workdir)
     assert_refused(done, ["--tracking-uri"])
-    done = cli(["best-freeze"], workdir, {"STUDY_MLFLOW_DB": url})
+    done = run_cli(["best-freeze"], workdir, env={"STUDY_MLFLOW_DB": url})
     assert_refused(done, ["STUDY_MLFLOW_DB"])
     assert files_under(workdir) == set()
 

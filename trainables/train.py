@@ -236,15 +236,16 @@ def tune_trial(
     targets: dict[str, TargetData],
     sources: dict[str, dict],
     checkpoint_every: int = 0,
+    checkpoint_after_s: float = 0,
 ) -> None:
     """The function Ray Tune runs: results go to the driver through `ray.tune.report`.
 
     `targets` holds every target of the study by name; the trial trains on the one its
     config names (`Key.TARGET`; a config without one: the study's only target).
 
-    Every `checkpoint_every` epochs (0: never; not after the last) the training state goes
-    with the report as a `ray.tune.Checkpoint`; a restarted trial starts after the latest
-    one. Torch uses as many threads as the trial has CPUs (more threads than cores stall
+    Every `checkpoint_every` epochs (0: never; not after the last) once the trial has
+    trained `checkpoint_after_s` seconds, the training state goes with the report as a
+    `ray.tune.Checkpoint`; a restarted trial starts after the latest one (or from its start). Torch uses as many threads as the trial has CPUs (more threads than cores stall
     badly when trials share a machine). Each report says where the trial runs (`node_id`;
     Ray adds `node_ip` and `hostname`), for the driver's MLflow tags.
     """
@@ -259,6 +260,7 @@ def tune_trial(
     def report(metrics: dict, state=None) -> None:
         metrics = {**metrics, **where}
         due = checkpoint_every and metrics[Report.EPOCH] % checkpoint_every == 0
+        due = due and metrics[Report.TRAIN_SECONDS] >= checkpoint_after_s
         if state is not None and due and not is_completed(metrics):
             save_checkpoint(state(), metrics, tune.report)
         else:
