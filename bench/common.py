@@ -33,10 +33,13 @@ def median_seconds(fn: Callable[[], object], repeats: int) -> float:
     return statistics.median(seconds_of(fn, repeats))
 
 
-def ratio_line(name: str, value: float, goal: float, unit: str = "") -> str:
-    """The line every benchmark ends with (tests/test_bench.py looks for it)."""
-    verdict = "met" if value >= goal else "not met"
-    return f"ratio {name}: {value:.3f}{unit} (goal >= {goal:g}{unit}: {verdict})"
+def ratio_line(name: str, value: float, goal: float, unit: str = "", at_most: bool = False) -> str:
+    """The line every benchmark ends with (tests/test_bench.py looks for it); the goal is
+    a floor, or with `at_most` a ceiling (a cost ratio)."""
+    met = value <= goal if at_most else value >= goal
+    sign = "<=" if at_most else ">="
+    verdict = "met" if met else "not met"
+    return f"ratio {name}: {value:.3f}{unit} (goal {sign} {goal:g}{unit}: {verdict})"
 
 
 def bare_steps(model: torch.nn.Module, x, y, steps: int, batch_size: int, lr: float = 1e-3):

@@ -12,7 +12,7 @@ import contextlib
 import io
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -43,10 +43,11 @@ class Completions(tune.Callback):
 @dataclass(frozen=True)
 class Timing:
     """A Tuner's run: wall seconds from its creation to its end, and when its trials
-    finished (seconds after its creation, in order)."""
+    finished (seconds after its creation, in order), and its trials' results."""
 
     seconds: float
     completions: list[float]
+    results: list = field(default_factory=list, repr=False)
 
     def per_trial(self) -> float:
         """Seconds between trial completions once the Tuner runs (one slot: the time
@@ -133,7 +134,7 @@ def run_in_study(world: StudyWorld, name: str, target, sources, configs: list[di
     errors = [r.error for r in results if r.error]
     if errors:
         raise RuntimeError(f"{len(errors)} trial(s) failed: {errors[0]}")
-    return Timing(seconds, [t - started for t in completions.times])
+    return Timing(seconds, [t - started for t in completions.times], list(results))
 
 
 def source_states(archs) -> dict[str, dict]:

@@ -177,7 +177,7 @@ def fit(
     transform = partial(augment, kinds=cfg.augment, generator=generator) if cfg.augment else None
     best_val, best_state, best_epoch, resumed, seconds = resume_point(resume, model)
     started = time.perf_counter() - seconds
-    chunks = [cfg.steps // cfg.reports + (i < cfg.steps % cfg.reports) for i in range(cfg.reports)]
+    chunks = step_chunks(cfg.steps, cfg.reports)
     metrics: dict = {}
     for epoch, steps in enumerate(chunks, start=1):
         run, train_loss = phases.train(steps, y, generator, transform, live=epoch > resumed)
@@ -210,6 +210,11 @@ def fit(
         else:
             report(metrics)
     return model, metrics
+
+
+def step_chunks(steps: int, reports: int) -> list[int]:
+    """The steps of each of a trial's `reports` epochs: `steps` split as evenly as it goes."""
+    return [steps // reports + (i < steps % reports) for i in range(reports)]
 
 
 def resume_point(resume: dict | None, model) -> tuple[float, dict | None, int, int, float]:
