@@ -50,7 +50,7 @@ from bench.common import ratio_line
 from bench.in_study import ray_and_folder, run_in_study, source_states, study_world
 from search_spaces.strategies import get_strategy, strategy_label
 from search_spaces.transfer import define_label, grid_points
-from study.config import FaultToleranceConfig, StepBucket, StudyConfig
+from study.config import StepBucket, StudyConfig
 from study.config_file import load_preset
 from study.confirm_phase import confirm_configs
 from study.search_phase import run_search, search_labels, stratum_constants, trial_config
@@ -239,9 +239,9 @@ def arguments():
 def main() -> None:
     args = arguments()
     with ray_and_folder(num_cpus=None) as folder:
-        every = FaultToleranceConfig().checkpoint_every
         archs = QUICK["archs"] if args.quick else load_preset("default").search.architectures
-        world = study_world(folder, "search-efficiency", archs, every, preset="default")
+        # Checkpoints as the service's default has them.
+        world = study_world(folder, "search-efficiency", archs, None, preset="default")
         args.seeds = args.seeds or world.config.target.seeds
         args.trials_per_label = args.trials_per_label or world.config.search.trials_per_label
         world.config = bench_study_config(world.config, args)
