@@ -67,11 +67,11 @@ def assert_one_line_exit_2(done, expected: list[str]) -> None:
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_bad_config_exits_2_with_one_line_and_writes_nothing(store, workdir, case):
+def test_bad_config_exits_2_with_one_line_and_writes_nothing(store, workdir, cli_in_process, case):
     data, expected = CASES[case]
     (workdir / "study.yaml").write_text(yaml.safe_dump({"name": "bad", **data}))
     before = all_runs(store)
-    done = run_cli(["run", "--config", "study.yaml"], cwd=workdir)
+    done = cli_in_process(["run", "--config", "study.yaml"])
     assert_one_line_exit_2(done, expected)
     assert all_runs(store) == before
     assert store.get_experiment_by_name("bad") is None

@@ -13,7 +13,7 @@ from study.cluster import URL
 from study.config import ConfigError
 from study.config_file import load_preset, parse_config
 from study.stores import password
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT
 
 CLUSTER_FILES = ["cluster.yaml", "cluster.local.yaml"]
 
@@ -55,15 +55,15 @@ def test_validation_rejects_an_unknown_key():
 # --- study validate ----------------------------------------------------------------------
 
 
-def test_validate_accepts_a_preset_and_both_cluster_files(workdir):
+def test_validate_accepts_a_preset_and_both_cluster_files(workdir, cli_in_process):
     for name in CLUSTER_FILES:
-        done = run_cli(["validate", "--preset", "smoke", "--cluster", str(ROOT / name)], workdir)
+        done = cli_in_process(["validate", "--preset", "smoke", "--cluster", str(ROOT / name)])
         assert done.returncode == 0, done.stderr
         assert "valid study config (smoke)" in done.stdout and "valid cluster file" in done.stdout
     assert list(workdir.iterdir()) == []  # nothing written
 
 
-def test_validate_lists_every_problem_one_line_each_and_exits_2(workdir):
+def test_validate_lists_every_problem_one_line_each_and_exits_2(workdir, cli_in_process):
     study = {
         "name": "x",
         "search": {"trails_per_size": 3, "lr": {"low": -1, "high": 0.1}},
@@ -74,7 +74,7 @@ def test_validate_lists_every_problem_one_line_each_and_exits_2(workdir):
     cluster["max_wrokers"] = 3
     cluster["setup_commands"] = []
     (workdir / "cluster.yaml").write_text(yaml.safe_dump(cluster))
-    done = run_cli(["validate", "--config", "study.yaml", "--cluster", "cluster.yaml"], workdir)
+    done = cli_in_process(["validate", "--config", "study.yaml", "--cluster", "cluster.yaml"])
     assert done.returncode == 2, done.stdout + done.stderr
     lines = done.stderr.strip().splitlines()
     assert all(line.startswith("study validate: error: ") for line in lines), lines
@@ -91,20 +91,20 @@ def test_validate_lists_every_problem_one_line_each_and_exits_2(workdir):
     assert sorted(p.name for p in workdir.iterdir()) == ["cluster.yaml", "study.yaml"]
 
 
-def test_validate_says_when_no_worker_can_hold_a_trial(workdir):
+def test_validate_says_when_no_worker_can_hold_a_trial(workdir, cli_in_process):
     study = load_preset("smoke").model_dump(mode="json")
     study["resources"] = {"cpu_per_trial": 4, "gpu_per_trial": 8}
     (workdir / "study.yaml").write_text(yaml.safe_dump(study))
-    done = run_cli(
-        ["validate", "--config", "study.yaml", "--cluster", str(ROOT / "cluster.yaml")], workdir
+    done = cli_in_process(
+        ["validate", "--config", "study.yaml", "--cluster", str(ROOT / "cluster.yaml")]
     )
     assert done.returncode == 2
     assert "no worker node type can hold one trial" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
 
 
-def test_validate_missing_cluster_file(workdir):
-    done = run_cli(["validate", "--preset", "smoke", "--cluster", "absent.yaml"], workdir)
+def test_validate_missing_cluster_file(workdir, cli_in_process):
+    done = cli_in_process(["validate", "--preset", "smoke", "--cluster", "absent.yaml"])
     assert done.returncode == 2
     assert done.stderr.strip() == "study validate: error: cluster file absent.yaml does not exist"
 

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import run_cli
 from tests.test_bad_input import CASES as EARLIER_CASES
 from tests.test_datasets import make_folder
 
@@ -108,21 +107,21 @@ def test_bad_config_is_one_line_exit_2_and_writes_nothing(workdir, cli_in_proces
     assert files_under(workdir) == before
 
 
-def test_a_folder_given_as_config_is_named_as_a_folder(workdir):
+def test_a_folder_given_as_config_is_named_as_a_folder(workdir, cli_in_process):
     (workdir / "configs").mkdir()
     for command in ("validate", "run"):
-        done = run_cli([command, "--config", "configs"], cwd=workdir)
+        done = cli_in_process([command, "--config", "configs"])
         assert_refused(done, ["config file configs is a folder", "YAML file"])
     assert files_under(workdir) == {"configs"}
 
 
-def test_validate_lists_every_problem_it_can_find(workdir):
+def test_validate_lists_every_problem_it_can_find(workdir, cli_in_process):
     (workdir / "study.yaml").write_text(
         "name: ..\n"
         "target:\n  sizes: [1, 5000]\n  seeds: true\n"
         "search:\n  architectures: [vgg99, lenet5, nonet]\n  lr: {low: 0.1, high: .inf}\n"
     )
-    done = run_cli(["validate", "--config", "study.yaml"], cwd=workdir)
+    done = cli_in_process(["validate", "--config", "study.yaml"])
     assert done.returncode == 2 and "Traceback" not in done.stderr
     lines = done.stderr.strip().splitlines()
     for text in ("`name`", "`target.seeds`", "`search.lr.high`", "'vgg99'", "'nonet'", "5000"):
@@ -131,21 +130,21 @@ def test_validate_lists_every_problem_it_can_find(workdir):
     assert files_under(workdir) == {"study.yaml"}
 
 
-def test_a_cluster_file_that_is_binary_or_repeats_a_key_is_one_line(workdir):
+def test_a_cluster_file_that_is_binary_or_repeats_a_key_is_one_line(workdir, cli_in_process):
     (workdir / "cluster.yaml").write_bytes(b"\xff\xfe\x00cluster_name: x\n")
     (workdir / "twice.yaml").write_text("cluster_name: a\ncluster_name: b\n")
     for name, text in (("cluster.yaml", "not a UTF-8"), ("twice.yaml", "appears twice")):
-        done = run_cli(["validate", "--preset", "smoke", "--cluster", name], cwd=workdir)
+        done = cli_in_process(["validate", "--preset", "smoke", "--cluster", name])
         assert_refused(done, [name, text])
 
 
-def test_strict_types_still_read_numbers_as_yaml_users_write_them(workdir):
+def test_strict_types_still_read_numbers_as_yaml_users_write_them(workdir, cli_in_process):
     # PyYAML alone reads 1e-4 as a string; a quoted '1e-3' stays one, and is refused.
     (workdir / "study.yaml").write_text(
         "name: exp\nsearch:\n  lr: {low: 1e-4, high: 3E-1}\n  weight_decay: {low: 1e-06, high: 1.0e-3}\n"
     )
-    done = run_cli(["validate", "--config", "study.yaml"], cwd=workdir)
+    done = cli_in_process(["validate", "--config", "study.yaml"])
     assert done.returncode == 0, done.stderr
     (workdir / "study.yaml").write_text("name: exp\nsearch:\n  lr: {low: '1e-4', high: 0.3}\n")
-    done = run_cli(["validate", "--config", "study.yaml"], cwd=workdir)
+    done = cli_in_process(["validate", "--config", "study.yaml"])
     assert_refused(done, ["`search.lr.low`", "valid number", "'1e-4'"])

@@ -72,10 +72,10 @@ def test_a_bad_store_is_one_line_before_anything_is_written(workdir, cli_in_proc
 
 
 @pytest.mark.parametrize("url", ["garbage", "postgresql://study:pw@127.0.0.1:1/mlflow"])
-def test_best_freeze_refuses_a_bad_tracking_store(workdir, url):
-    done = run_cli(["best-freeze", "--tracking-uri", url], workdir)
+def test_best_freeze_refuses_a_bad_tracking_store(workdir, cli_in_process, url):
+    done = cli_in_process(["best-freeze", "--tracking-uri", url])
     assert_refused(done, ["--tracking-uri"])
-    done = run_cli(["best-freeze"], workdir, env={"STUDY_MLFLOW_DB": url})
+    done = cli_in_process(["best-freeze"], env={"STUDY_MLFLOW_DB": url})
     assert_refused(done, ["STUDY_MLFLOW_DB"])
     assert files_under(workdir) == set()
 
