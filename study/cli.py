@@ -181,55 +181,29 @@ def cmd_archs(args) -> int:
     return run(args)
 
 
-def _config_problems(args) -> tuple[list[str], object]:
-    """Every problem of the config (file or preset), and the config to check further."""
-    from study.config import ConfigError
-    from study.config_file import check_config, load_preset, read_config_data
-
-    if not args.config:
-        return [], load_preset(args.preset)
-    try:
-        data = read_config_data(args.config)
-    except ConfigError as error:
-        return [str(error)], None
-    return check_config(data, str(args.config))
-
-
-def cmd_validate(args) -> int:
-    """Check a study config (and a cluster file) without running or writing anything;
-    every problem found is listed (schema, names, data and sizes, stores, cluster)."""
-    from study.cluster import cluster_problems
-    from study.config import ConfigError
-    from study.store_checks import store_problems
-
-    problems, config = _config_problems(args)
-    if config is not None:
-        from study.target import load_checked_targets  # torch, MLflow: only for a config
-
-        try:
-            load_checked_targets(config)
-        except ConfigError as error:
-            problems.append(str(error))
-        problems += store_problems(config.stores)
-    if args.cluster:
-        problems += cluster_problems(args.cluster, config)
-    if problems:
-        for problem in problems:
-            print(f"study validate: error: {problem}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    source = args.config or "preset " + args.preset
-    print(f"{source}: valid study config ({config.name})")
-    if args.cluster:
-        print(f"{args.cluster}: valid cluster file for this study")
-    return 0
-
-
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument(
         "--preset", default="default", help="an embedded preset (default, smoke, ...)"
     )
     group.add_argument("--config", help="a study config YAML file")
+
+
+def _add_archs_parser(commands) -> None:
+    archs = commands.add_parser(
+        "archs",
+        help="list the registered architectures with computed sizes and FLOPs",
+        description="The registry as a comparison table, every number computed from a "
+        "model built on the meta device (study/archs_table.py says how each is counted).",
+    )
+    archs.add_argument("--format", choices=("table", "json"), default="table")
+    archs.add_argument(
+        "--num-classes", type=int, default=1000, help="classes of the built head (default 1000)"
+    )
+    archs.add_argument(
+        "--in-channels", type=int, choices=(1, 3), default=3, help="input channels (default 3)"
+    )
+    archs.set_defaults(func=cmd_archs)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -280,22 +254,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config_args(validate)
     validate.add_argument("--cluster", help="a Ray cluster launcher file, e.g. cluster.yaml")
+    from study.validate_command import cmd_validate
+
     validate.set_defaults(func=cmd_validate)
 
-    archs = commands.add_parser(
-        "archs",
-        help="list the registered architectures with computed sizes and FLOPs",
-        description="The registry as a comparison table, every number computed from a "
-        "model built on the meta device (study/archs_table.py says how each is counted).",
-    )
-    archs.add_argument("--format", choices=("table", "json"), default="table")
-    archs.add_argument(
-        "--num-classes", type=int, default=1000, help="classes of the built head (default 1000)"
-    )
-    archs.add_argument(
-        "--in-channels", type=int, choices=(1, 3), default=3, help="input channels (default 3)"
-    )
-    archs.set_defaults(func=cmd_archs)
+    _add_archs_parser(commands)
 
     from study import ui
 
