@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from mlflow.tracking import MlflowClient
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,6 +21,10 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="session")
 def smoke(tmp_path_factory):
     """(working folder, the finished `study run --preset smoke`, an MLflow client on it)."""
+    # MLflow only here: conftest imports this module, and the GPU tests run where only
+    # torch is installed.
+    from mlflow.tracking import MlflowClient
+
     work = tmp_path_factory.mktemp("work")
     elsewhere = tmp_path_factory.mktemp("submitted")
     shutil.copy(ROOT / "study" / "run.py", elsewhere / "run.py")
