@@ -16,11 +16,13 @@ ROOT = Path(__file__).resolve().parent.parent
 STUDY = [sys.executable, str(ROOT / "study" / "run.py")]
 
 
-def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+def cli_env(
+    extra: dict[str, str] | None = None,
+    drop: tuple[str, ...] = ("MLFLOW_", "STUDY_", "RAY_ADDRESS"),
+) -> dict[str, str]:
     """This environment without what points the CLI at somebody else's stores or Ray cluster
-    (MLFLOW_*, STUDY_*, RAY_ADDRESS), plus `extra`."""
-    prefixes = ("MLFLOW_", "STUDY_", "RAY_ADDRESS")
-    return {k: v for k, v in os.environ.items() if not k.startswith(prefixes)} | (extra or {})
+    (the variables starting with `drop`), plus `extra`."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(drop)} | (extra or {})
 
 
 def run_cli(

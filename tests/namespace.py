@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import cli_env
+
 VENV_BIN = Path(sys.executable).parent
 
 
@@ -33,7 +35,7 @@ needs_namespaces = pytest.mark.skipif(
 def clean_env(**extra: str) -> dict[str, str]:
     """This environment without any pointer to another Ray cluster or MLflow store, with the
     venv's commands (`ray`, `mlflow`, `python`) first on PATH."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "RAY_", "STUDY_"))}
+    env = cli_env(drop=("MLFLOW_", "RAY_", "STUDY_"))
     env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '/usr/bin:/bin')}"
     env["RAY_USAGE_STATS_ENABLED"] = "0"
     return env | extra

@@ -4,7 +4,6 @@ server failing fast with one line naming its host, and `study ui` run for real."
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import socket
 import subprocess
@@ -18,7 +17,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from study.store_checks import TIMEOUT_S, url_problem
-from tests.conftest import STUDY, run_cli
+from tests.conftest import STUDY, cli_env, run_cli
 from tests.postgres_server import free_port
 from tests.test_hardening_config import assert_refused, files_under
 
@@ -124,8 +123,7 @@ def test_ui_runs_without_mlflow_on_path_and_dies_with_sigterm(workdir):
     store = f"sqlite:///{workdir / 'mlflow.db'}"
     MlflowClient(tracking_uri=store).create_experiment("visible-study")
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env |= {"PATH": "/usr/bin:/bin", "STUDY_MLFLOW_DB": store}  # no venv on PATH
+    env = cli_env({"PATH": "/usr/bin:/bin", "STUDY_MLFLOW_DB": store})  # no venv on PATH
     ui = subprocess.Popen(
         [sys.executable, *STUDY[1:], "ui", "--port", str(port)],
         cwd=workdir,
