@@ -1,10 +1,10 @@
 """The strategy registry: what a strategy is, in one registered `StrategySpec` each.
 
-A spec says where the freeze boundary sits (fixed at 0, searched in 1..B-1, or the whole
-backbone B), which parameters the strategy suggests beyond the shared ones, how it
+A spec says where the freeze boundary sits (fixed at 0, each of 1..B-1 a label of its
+own, or the whole backbone B), which parameters the strategy suggests beyond the shared ones, how it
 trains (a phase plan, or a classical head on frozen features), whether it starts from
 source weights, and how it is labelled in the answer. The search space
-(`search_spaces.transfer.define`, `coverage_points`), the trainable (its phase plan and
+(`search_spaces.transfer.labels`, `define_label`), the trainable (its phase plan and
 classical dispatch), the study config's allowed names, the weight choice of a trial and
 the tracking label all read it, so adding a strategy is one `register(...)` here.
 
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 # Where the freeze boundary b of a strategy sits, for an architecture with B stages.
 FREEZE_NONE = "none"  # b = 0: everything trains (lp-ft: in its last phase)
-FREEZE_SEARCHED = "searched"  # b in 1..B-1, an Optuna parameter per architecture
+FREEZE_SEARCHED = "searched"  # every b in 1..B-1, each a label of its own (freeze-b)
 FREEZE_BACKBONE = "backbone"  # b = B: the whole backbone frozen, only a head learns
 BOUNDARIES = (FREEZE_NONE, FREEZE_SEARCHED, FREEZE_BACKBONE)
 

@@ -1,13 +1,14 @@
-"""The transfer-learning search space: architecture x strategy x freeze boundary x rates.
+"""The transfer-learning search space: the strategy labels (architecture x strategy x
+freeze boundary), each tuned over its own rates.
 
-Define-by-run (Optuna's `trial.suggest_*`), so a parameter exists only where it matters:
-the freeze boundary only for `freeze-b`, the backbone multiplier only when a pretrained
+Every label (`Label`: `freeze-b` is one per boundary b) has an Optuna study of its own
+(study.search_phase); its configuration is asked define-by-run (`define_label`), so a
+parameter exists only where it matters: the backbone multiplier only when a pretrained
 backbone is partly trained, C only for logreg/svm, k only for knn, the fine-tune learning
 rate multiplier only for lp-ft. Which strategy does what is its registered spec
 (search_spaces.strategies); this module asks in the same order for every strategy.
-A categorical parameter must keep the same choices under one name for the whole study,
-so parameters whose range or meaning differs between architectures or strategies are
-named after them (`resnet18/freeze`, `svm/C`, `knn/k`).
+A categorical parameter must keep the same choices under one name, so parameters whose
+meaning differs between strategies are named after them (`svm/C`, `knn/k`).
 
 Tune config keys (what the trainable reads) are plain: `freeze`, `C`, `knn_k`, ...
 (trainables.contract.Key); a key a strategy does not use is left out, and the
@@ -43,33 +44,12 @@ class Ranges:
     layer_decay: tuple[float, float] | None = None
 
 
-def freeze_param(arch: str) -> str:
-    return f"{arch}/freeze"
-
-
-def define(
-    trial,
-    stages: Mapping[str, int],
-    strategies: Sequence[str] | None = None,
-    ranges: Ranges = Ranges(),
-) -> dict:
-    """Suggest one configuration. `stages` maps each architecture to its stage count;
-    `strategies` defaults to every registered one.
-
-    The order of the suggest calls is part of the study's answer (TPE models the
-    parameters it has seen, by name): arch, strategy, the boundary, the shared rates,
-    then the strategy's own parameters."""
-    arch = trial.suggest_categorical("arch", list(stages))
-    names = list_strategies() if strategies is None else strategies
-    strategy = trial.suggest_categorical("strategy", list(names))
-    freeze = suggest_freeze(trial, get_strategy(strategy), arch, stages[arch])
-    return define_label(trial, arch, strategy, freeze, ranges)
-
-
 def define_label(trial, arch: str, strategy: str, freeze: int, ranges: Ranges = Ranges()) -> dict:
     """Suggest one configuration of a fixed (architecture, strategy, boundary): what a
     study tunes for every strategy label with a budget of its own (study.search_phase).
-    The same parameter names and order as `define`, less the fixed choices."""
+
+    The order of the suggest calls is part of the study's answer (TPE models the
+    parameters it has seen, by name): the shared rates, then the strategy's own."""
     spec = get_strategy(strategy)
     config = {Key.ARCH: arch, Key.STRATEGY: strategy, Key.FREEZE: freeze}
     if spec.classical:
@@ -121,12 +101,6 @@ def grid_points(strategy: str, ranges: Ranges, n: int) -> list[dict]:
     return [{name: value} for value in values]
 
 
-def suggest_freeze(trial, spec: StrategySpec, arch: str, n_stages: int) -> int:
-    if spec.boundary == FREEZE_SEARCHED:
-        return trial.suggest_int(freeze_param(arch), 1, n_stages - 1)
-    return n_stages if spec.boundary == FREEZE_BACKBONE else 0
-
-
 def suggest_rates(trial, spec: StrategySpec, ranges: Ranges) -> dict:
     """The gradient-trained strategies' rates: the head's lr and the weight decay; the
     backbone's lr multiplier (and layer decay, when configured) where it trains."""
@@ -144,14 +118,3 @@ def suggest_rates(trial, spec: StrategySpec, ranges: Ranges) -> dict:
                 "layer_decay", *ranges.layer_decay, log=True
             )
     return rates
-
-
-def coverage_points(
-    stages: Mapping[str, int], strategies: Sequence[str] | None = None
-) -> list[dict]:
-    """One partial configuration per (architecture, strategy): enqueued first so that
-    every strategy is tried in every stratum before the sampler takes over. Strategy by
-    strategy, so a budget smaller than archs x strategies still tries every strategy.
-    `strategies` defaults to every registered one."""
-    names = list_strategies() if strategies is None else strategies
-    return [{Key.ARCH: arch, Key.STRATEGY: strategy} for strategy in names for arch in stages]

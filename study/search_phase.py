@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from search_spaces.transfer import Label, define_label, grid_points, labels
+from search_spaces.transfer import Label, Ranges, define_label, grid_points, labels
 from study.config import StudyConfig, TargetConfig
 from study.progress import PhaseProgress
 from study.searcher import StratifiedOptunaSearch, Stratum, create_stratum_study
@@ -85,22 +85,37 @@ def make_searcher(config: StudyConfig, targets: dict[str, TargetData], study_key
         prefix = stratum_prefix(config, study_key, settings.key)
         for number, label in enumerate(labels_of_study):
             name = f"{prefix}.size-{constants[Key.SIZE]}.{label.arch}.{label.name}"
-            startup = grid_points(label.strategy, ranges, budget)
             seed = config.search.seed + 1000 * index + number
-            study = create_stratum_study(config.stores.optuna, name, seed, startup, budget)
-            fixed = {Key.ARCH: label.arch, Key.STRATEGY: label.strategy, Key.FREEZE: label.freeze}
-            strata.append(Stratum(name, study, budget, constants | fixed | {Key.STRATUM: name}))
+            storage = config.stores.optuna
+            strata.append(label_stratum(storage, name, seed, label, ranges, budget, constants))
 
     def suggest(trial, constants):
-        fixed = [constants[key] for key in (Key.ARCH, Key.STRATEGY, Key.FREEZE)]
         return trial_config(
-            define_label(trial, *fixed, ranges),
+            suggest_label(trial, constants, ranges),
             constants,
             config.source.dataset,
             torchvision=config.source.weights == "torchvision",
         )
 
     return StratifiedOptunaSearch(strata, suggest, metric=Report.VAL_ACC)
+
+
+def label_stratum(
+    storage: str, name: str, seed: int, label: Label, ranges: Ranges, budget: int, constants: dict
+) -> Stratum:
+    """The Optuna study `name` of one strategy label, with `budget` trials: its main
+    parameter (lr, C or k) tried at `budget` points spread over its range first. Every
+    config it gives holds `constants` (what the size's trials share) and the label."""
+    startup = grid_points(label.strategy, ranges, budget)
+    study = create_stratum_study(storage, name, seed, startup, budget)
+    fixed = {Key.ARCH: label.arch, Key.STRATEGY: label.strategy, Key.FREEZE: label.freeze}
+    return Stratum(name, study, budget, constants | fixed | {Key.STRATUM: name})
+
+
+def suggest_label(trial, constants: dict, ranges: Ranges) -> dict:
+    """Optuna's suggestion for the label a stratum's `constants` fix."""
+    fixed = [constants[key] for key in (Key.ARCH, Key.STRATEGY, Key.FREEZE)]
+    return define_label(trial, *fixed, ranges)
 
 
 def run_search(

@@ -19,12 +19,13 @@ from optuna.trial import TrialState
 from ray import tune
 
 from search_spaces.strategies import strategy_label
-from search_spaces.transfer import define
+from search_spaces.transfer import Label, Ranges
 from study import tracking
 from study.config_file import load_preset
 from study.progress import PhaseProgress
 from study.runtime import local_ray
-from study.searcher import StratifiedOptunaSearch, Stratum, create_stratum_study
+from study.search_phase import label_stratum, suggest_label
+from study.searcher import StratifiedOptunaSearch
 from study.stores import sqlalchemy_url
 from study.trial_logger import MlflowTrialLogger
 from study.tuner import run_config
@@ -32,7 +33,8 @@ from tests.tiny_trainables import TRIALS, at_the_same_moment, breaks
 
 pytestmark = pytest.mark.ray
 STAGES = {"lenet5": 4}
-STRATEGIES = ["scratch", "finetune", "freeze-b", "linear-probe"]
+LABEL = Label("lenet5", "finetune", 0)  # the stand-in trainables ignore what they train
+RANGES = Ranges()
 
 
 @pytest.fixture(scope="module")
@@ -70,10 +72,10 @@ def run_sixteen(mlflow_uri: str, optuna_uri: str, work: Path):
         "reports": 1,
         "batch_size": 8,
     }
-    study = create_stratum_study(optuna_uri, "concurrency.size-2", 0, [])
+    stratum = label_stratum(optuna_uri, "concurrency.size-2", 0, LABEL, RANGES, TRIALS, constants)
     searcher = StratifiedOptunaSearch(
-        [Stratum("concurrency.size-2", study, TRIALS, constants)],
-        lambda trial, c: {**define(trial, STAGES, STRATEGIES), **c, "weights": "none"},
+        [stratum],
+        lambda trial, c: {**suggest_label(trial, c, RANGES), **c, "weights": "none"},
         metric="val_acc",
     )
     barrier = work / "barrier"
@@ -142,11 +144,11 @@ def test_failed_trials_restart_from_a_checkpoint_or_end_failed_and_the_rest_go_o
     constants = {"phase": "search", "dataset": "digits", "size": 2, "seed": 0}
     constants |= {"steps": 1, "reports": 3, "batch_size": 8}
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
-    study = create_stratum_study(storage, "faults.size-2", 0, [])
+    stratum = label_stratum(storage, "faults.size-2", 0, LABEL, RANGES, len(modes), constants)
     searcher = StratifiedOptunaSearch(
-        [Stratum("faults.size-2", study, len(modes), constants)],
+        [stratum],
         lambda trial, c: {
-            **define(trial, STAGES, STRATEGIES),
+            **suggest_label(trial, c, RANGES),
             **c,
             "weights": "none",
             "mode": modes[trial.number],

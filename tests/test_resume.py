@@ -27,11 +27,12 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from optuna.trial import TrialState
 
-from search_spaces.transfer import coverage_points, define
+from search_spaces.transfer import Label, Ranges
 from study import tracking as t
 from study.config_file import load_preset, parse_config
 from study.confirm_phase import confirm_budget
-from study.searcher import INTERRUPTED, StratifiedOptunaSearch, Stratum, create_stratum_study
+from study.search_phase import label_stratum, suggest_label
+from study.searcher import INTERRUPTED, StratifiedOptunaSearch, Stratum
 from study.trial_logger import MlflowTrialLogger
 from tests import helpers
 from tests.conftest import ROOT, cli_env
@@ -41,7 +42,6 @@ from trainables.registry import get_arch
 from trainables.train import fit
 
 STAGES = {"lenet5": 4}
-STRATEGIES = ["scratch", "finetune"]
 
 
 # --- a trial restarted from its checkpoint -------------------------------------------------
@@ -92,17 +92,14 @@ def test_a_trial_resumed_from_a_checkpoint_ends_where_an_uninterrupted_one_does(
 
 
 def make_searcher(storage: str, budget: int) -> StratifiedOptunaSearch:
-    startup = coverage_points(STAGES, STRATEGIES)
-    strata = [
-        Stratum(
-            "s.size-1",
-            create_stratum_study(storage, "s.size-1", 0, startup),
-            budget,
-            {"size": 1, "reports": 2},
-        )
-    ]
+    """One label's stratum, as the study makes it (study.search_phase.label_stratum)."""
+    label = Label("lenet5", "finetune", 0)
+    ranges = Ranges()
+    stratum = label_stratum(
+        storage, "s.size-1", 0, label, ranges, budget, {"size": 1, "reports": 2}
+    )
     return StratifiedOptunaSearch(
-        strata, lambda trial, c: {**define(trial, STAGES, STRATEGIES), **c}, metric="val_acc"
+        [stratum], lambda trial, c: {**suggest_label(trial, c, ranges), **c}, metric="val_acc"
     )
 
 

@@ -3,54 +3,70 @@
 from __future__ import annotations
 
 import optuna
+import pytest
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
-from search_spaces.transfer import coverage_points, define
-from study.searcher import StratifiedOptunaSearch, Stratum, create_stratum_study
+from search_spaces.transfer import Ranges, labels
+from study.search_phase import label_stratum, suggest_label
+from study.searcher import StratifiedOptunaSearch
 
 STAGES = {"lenet5": 4, "resnet18": 5}
-STRATEGIES = ["scratch", "freeze-b", "linear-probe"]
+STRATEGIES = ["scratch", "freeze-b", "logreg"]
+LABELS = labels(STAGES, STRATEGIES)  # lenet5: 5 labels (freeze-1..3), resnet18: 6
+RANGES = Ranges()
 
 
-def make(storage: str, budget: int) -> StratifiedOptunaSearch:
-    startup = coverage_points(STAGES, STRATEGIES)
+def make(storage: str, budget: int, sizes=(1, 5)) -> StratifiedOptunaSearch:
+    """The study's searcher (study.search_phase.make_searcher) without a config: one
+    stratum per (size, label)."""
     strata = [
-        Stratum(
-            f"s.size-{size}",
-            create_stratum_study(storage, f"s.size-{size}", size, startup),
+        label_stratum(
+            storage,
+            f"s.size-{size}.{label.arch}.{label.name}",
+            10 * size + number,
+            label,
+            RANGES,
             budget,
             {"size": size, "reports": 3},
         )
-        for size in (1, 5)
+        for size in sizes
+        for number, label in enumerate(LABELS)
     ]
     return StratifiedOptunaSearch(
-        strata,
-        lambda trial, constants: {**define(trial, STAGES, STRATEGIES), **constants},
-        metric="val_acc",
+        strata, lambda trial, c: {**suggest_label(trial, c, RANGES), **c}, metric="val_acc"
     )
 
 
-def test_strata_get_their_budget_and_every_strategy_first(tmp_path):
+def test_every_label_gets_its_budget_its_boundary_and_its_range_spread_first(tmp_path):
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
-    searcher = make(storage, budget=6)
-    configs = [searcher.suggest(f"t{i}") for i in range(12)]
-    assert searcher.suggest("t12") == Searcher.FINISHED
+    searcher = make(storage, budget=3)
+    configs = [searcher.suggest(f"t{i}") for i in range(3 * 2 * len(LABELS))]
+    assert searcher.suggest("one-more") == Searcher.FINISHED
+    grid_lr = [1e-3 * 300 ** ((i + 0.5) / 3) for i in range(3)]  # Ranges().lr: 1e-3..0.3
+    grid_c = [1e-3 * 1e4 ** ((i + 0.5) / 3) for i in range(3)]  # Ranges().C: 1e-3..10
     for size in (1, 5):
-        mine = [c for c in configs if c["size"] == size]
-        assert len(mine) == 6
-        assert {(c["arch"], c["strategy"]) for c in mine} == {
-            (a, s) for a in STAGES for s in STRATEGIES
-        }
-    for c in configs:
-        if c["strategy"] == "linear-probe":
-            assert c["freeze"] == STAGES[c["arch"]]
-        elif c["strategy"] == "freeze-b":
-            assert 1 <= c["freeze"] < STAGES[c["arch"]]
-        else:
-            assert c["freeze"] == 0
+        for label in LABELS:
+            mine = [
+                c
+                for c in configs
+                if c["size"] == size
+                and (c["arch"], c["strategy"], c["freeze"])
+                == (label.arch, label.strategy, label.freeze)
+            ]
+            assert len(mine) == 3, (size, label)
+            tried = sorted(c["C"] if label.strategy == "logreg" else c["lr"] for c in mine)
+            expected = grid_c if label.strategy == "logreg" else grid_lr
+            assert tried == pytest.approx(expected), (size, label)
+    boundaries = {(c["arch"], c["freeze"]) for c in configs if c["strategy"] == "freeze-b"}
+    assert boundaries == {("lenet5", b) for b in (1, 2, 3)} | {
+        ("resnet18", b) for b in (1, 2, 3, 4)
+    }
+    assert {
+        c["freeze"] for c in configs if c["strategy"] == "logreg" and c["arch"] == "lenet5"
+    } == {4}
     names = {s.study_name for s in optuna.get_all_study_summaries(storage)}
-    assert names == {"s.size-1", "s.size-5"}
+    assert len(names) == 2 * len(LABELS) and "s.size-5.resnet18.freeze-4" in names
 
 
 def test_stopped_early_is_pruned_finished_is_complete_error_is_fail(tmp_path):

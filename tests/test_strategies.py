@@ -3,6 +3,7 @@ heads on frozen features, layer-wise learning-rate decay, and the search space."
 
 from __future__ import annotations
 
+from dataclasses import astuple
 from functools import partial
 
 import numpy as np
@@ -175,11 +176,11 @@ def test_layer_decay_lowers_the_lr_stage_by_stage_toward_the_input():
 
 
 def _suggest(strategy: str, ranges: space.Ranges | None = None, seed=0) -> tuple[dict, dict]:
-    ranges = ranges or space.Ranges()
+    """A configuration of `strategy`'s last label on resnet18 (freeze-b: b = 4)."""
+    label = space.labels({"resnet18": 5}, [strategy])[-1]
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
-    study.enqueue_trial({"arch": "resnet18", "strategy": strategy})
     trial = study.ask()
-    config = space.define(trial, {"resnet18": 5, "lenet5": 4}, list_strategies(), ranges)
+    config = space.define_label(trial, *astuple(label), ranges or space.Ranges())
     return config, trial.params
 
 
@@ -188,17 +189,14 @@ def test_every_strategy_suggests_its_own_parameters_and_runs_as_a_trial_config(s
     config, params = _suggest(strategy)
     assert config["strategy"] == strategy
     expected_freeze = {"linear-probe": 5, "logreg": 5, "svm": 5, "knn": 5}.get(strategy, 0)
-    if strategy == "freeze-b":
-        assert 1 <= config["freeze"] <= 4 and "resnet18/freeze" in params
-    else:
-        assert config["freeze"] == expected_freeze
+    assert config["freeze"] == (4 if strategy == "freeze-b" else expected_freeze)
     own = {
         "logreg": {"logreg/C"},
         "svm": {"svm/C"},
         "knn": {"knn/k", "knn/metric"},
         "lp-ft": {"lp-ft/ft_lr_mult", "backbone_lr_mult", "lr", "weight_decay"},
     }
-    extra = set(params) - {"arch", "strategy", "resnet18/freeze"}
+    extra = set(params)
     if strategy in own:
         assert extra == own[strategy]
     if strategy in classical_strategies():
@@ -219,13 +217,13 @@ def test_layer_decay_is_searched_only_when_configured():
 
 
 def test_categorical_choices_stay_the_same_under_one_name():
-    """Optuna refuses a categorical whose choices change under one name; every strategy
-    and architecture in one study must coexist."""
+    """Optuna refuses a categorical whose choices change under one name: every label of
+    every architecture can be asked in one study (one storage holds them all)."""
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
     stages = {"resnet18": 5, "lenet5": 4}
-    for _ in range(60):
+    ranges = space.Ranges(layer_decay=(0.6, 1.0))
+    for label in space.labels(stages, list_strategies()) * 3:
         trial = study.ask()
-        space.define(trial, stages, list_strategies(), space.Ranges(layer_decay=(0.6, 1.0)))
+        space.define_label(trial, *astuple(label), ranges)
         study.tell(trial, 0.5)
-    seen = {t.params["strategy"] for t in study.trials}
-    assert seen == set(list_strategies())
+    assert {name for t in study.trials for name in t.params} >= {"knn/metric", "svm/C", "lr"}
