@@ -1,9 +1,9 @@
 """The strategy registry: what a strategy is, in one registered `StrategySpec` each.
 
 A spec says where the freeze boundary sits (fixed at 0, each of 1..B-1 a label of its
-own, or the whole backbone B), which parameters the strategy suggests beyond the shared ones, how it
-trains (a phase plan, or a classical head on frozen features), whether it starts from
-source weights, and how it is labelled in the answer. The search space
+own, or the whole backbone B), which parameters the strategy suggests beyond the shared
+ones, how it trains (a phase plan, or a classical head on frozen features), whether it
+starts from source weights, and how it is labelled in the answer. The search space
 (`search_spaces.transfer.labels`, `define_label`), the trainable (its phase plan and
 classical dispatch), the study config's allowed names, the weight choice of a trial and
 the tracking label all read it, so adding a strategy is one `register(...)` here.
