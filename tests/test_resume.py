@@ -255,8 +255,9 @@ def killed_study_config(moment: str) -> dict:
     """The smoke study, a little longer; `two targets`: digits and the textures, each its
     own strata (issue 14), resumed like a single-target study."""
     config = SMOKE.model_dump(mode="json", exclude_none=True)
-    # One trial per label: a label whose trial is lost with the killed driver is confirmed
-    # (asserted below) only if the resumed search runs a trial in its place.
+    # One trial per label: a label whose trial was running or just suggested when the driver
+    # died is confirmed (asserted below) only if the resumed search finishes that trial or
+    # runs one in its place.
     config["search"]["trials_per_label"] = 1
     config["training"]["reports"] = 3
     config["training"]["steps"] = [{"up_to": None, "steps": 30}]
