@@ -124,13 +124,12 @@ def format_table(table: list[dict]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    num_classes = getattr(args, "num_classes", 1000)
-    in_channels = getattr(args, "in_channels", 3)
+    num_classes, in_channels = args.num_classes, args.in_channels  # the CLI's defaults
     if num_classes < 1:
         print(f"study archs: --num-classes must be >= 1, got {num_classes}", file=sys.stderr)
         return 2
     table = rows(num_classes, in_channels)
-    if getattr(args, "format", "table") == "json":
+    if args.format == "json":
         print(json.dumps(table, indent=2))
         return 0
     print(format_table(table))

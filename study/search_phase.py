@@ -79,14 +79,13 @@ def make_searcher(config: StudyConfig, targets: dict[str, TargetData], study_key
     proposals do not depend on timing."""
     ranges = config.search.ranges()
     budget = config.search.trials_per_label
-    strata, labels_of_study = [], search_labels(config)
+    strata, labels_of_study, storage = [], search_labels(config), config.stores.optuna
     for index, (settings, size) in enumerate(config.strata()):
         constants = stratum_constants(config, targets[settings.key], size, settings)
         prefix = stratum_prefix(config, study_key, settings.key)
         for number, label in enumerate(labels_of_study):
             name = f"{prefix}.size-{constants[Key.SIZE]}.{label.arch}.{label.name}"
             seed = config.search.seed + 1000 * index + number
-            storage = config.stores.optuna
             strata.append(label_stratum(storage, name, seed, label, ranges, budget, constants))
 
     def suggest(trial, constants):

@@ -250,7 +250,8 @@ def tune_trial(
 
     Every `checkpoint_every` epochs (0: never; not after the last) once the trial has
     trained `checkpoint_after_s` seconds, the training state goes with the report as a
-    `ray.tune.Checkpoint`; a restarted trial starts after the latest one (or from its start). Torch uses as many threads as the trial has CPUs (more threads than cores stall
+    `ray.tune.Checkpoint`; a restarted trial starts after the latest one (or from its
+    start). Torch uses as many threads as the trial has CPUs (more threads than cores stall
     badly when trials share a machine). Each report says where the trial runs (`node_id`;
     Ray adds `node_ip` and `hostname`), for the driver's MLflow tags.
     """
