@@ -2,9 +2,11 @@
 
 Interrupted: SIGINT and SIGTERM raise `Interrupted` in the driver's main thread (Ray Tune's
 own SIGINT handler is switched off: it would end the tuning loop quietly and let the study
-go on to its next stage). The exception unwinds Ray (trials stop), then study.protocol
-closes what was open: trial runs KILLED, Optuna trials FAIL, the study run KILLED with
-`study_state` `interrupted`; `study run --resume` continues it. Exit code 128 + signal.
+go on to its next stage), or, when the signal lands in a store write (`signals_held`: the
+trial logger's MLflow writes), as that write ends, so no SQLite transaction is left open
+half-way. The exception unwinds Ray (trials stop), then study.protocol closes what was
+open: trial runs KILLED, Optuna trials FAIL, the study run KILLED with `study_state`
+`interrupted`; `study run --resume` continues it. Exit code 128 + signal.
 
 A full disk (`no_space`): an error that is, or wraps, ENOSPC ends `study run` with one
 line (exit 3), the study closed the same way as FAILED, resumable once there is room.
@@ -42,15 +44,30 @@ class Interrupted(KeyboardInterrupt):
         self.exit_code = 128 + signum
 
 
+class _Hold:
+    """Store writes of the main thread in progress (signals_held), and the signal that
+    arrived during one."""
+
+    depth = 0
+    pending: int | None = None
+
+
+_HOLD = _Hold()
+
+
 @contextlib.contextmanager
 def interruptible():
-    """SIGINT and SIGTERM raise Interrupted once; later ones wait for the cleanup."""
+    """SIGINT and SIGTERM raise Interrupted once (at the end of a store write in progress:
+    signals_held); later ones wait for the cleanup."""
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
     received: list[int] = []
 
     def handler(signum, frame):
         received.append(signum)
         if len(received) == 1:
+            if _HOLD.depth:
+                _HOLD.pending = signum
+                return
             raise Interrupted(signum)
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -65,8 +82,29 @@ def interruptible():
         raise
     finally:
         _installed.remove(handler)
+        _HOLD.pending = None
         for number, old in previous.items():
             signal.signal(number, old)
+
+
+@contextlib.contextmanager
+def signals_held():
+    """A store write of the main thread that Interrupted must not cut in two: raised in
+    the middle of an MLflow write, it leaves that write's SQLite transaction open (its
+    connection is kept alive by the exception's traceback), and every write of the
+    cleanup then waits for the lock and fails. A signal that arrives inside the block
+    raises when the block ends. Other threads get no signals: a no-op there."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _HOLD.depth += 1
+    try:
+        yield
+    finally:
+        _HOLD.depth -= 1
+        if _HOLD.depth == 0 and _HOLD.pending is not None:
+            signum, _HOLD.pending = _HOLD.pending, None
+            raise Interrupted(signum)  # an error of the block stays its __context__
 
 
 _installed: list = []  # the handler of the active `interruptible`, if any

@@ -10,6 +10,7 @@ in its existing run, and metrics of epochs that run already has are not logged a
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from mlflow.entities import Metric, Param, RunTag
@@ -19,8 +20,21 @@ from ray.tune import Callback
 
 from study import tracking as t
 from study.dataset_inputs import subset_key, training_input
+from study.driver import signals_held
 from study.stores import redact, reveal
 from trainables.contract import Key, Report, is_completed
+
+
+def store_write(callback):
+    """A callback whose MLflow writes a Ctrl-C or SIGTERM does not cut in two (the signal
+    raises when it returns: study.driver.signals_held)."""
+
+    @functools.wraps(callback)
+    def held(*args, **kwargs):
+        with signals_held():
+            return callback(*args, **kwargs)
+
+    return held
 
 
 def trial_tags(config: dict, stages: int, label: str) -> dict[str, str]:
@@ -90,6 +104,7 @@ class MlflowTrialLogger(Callback):
         )
         return min(runs, key=lambda run: run.info.start_time) if runs else None
 
+    @store_write
     def on_trial_start(self, iteration, trials, trial, **info):
         trial_id = trial.trial_id
         if trial_id in self.run_ids or trial_id in self.closed:
@@ -139,6 +154,7 @@ class MlflowTrialLogger(Callback):
             if key in result
         ]
 
+    @store_write
     def on_trial_result(self, iteration, trials, trial, result, **info):
         run_id = self.run_ids.get(trial.trial_id)
         if run_id is None:
@@ -157,6 +173,7 @@ class MlflowTrialLogger(Callback):
         ]
         self.client.log_batch(run_id, metrics=metrics, tags=tags)
 
+    @store_write
     def on_trial_recover(self, iteration, trials, trial, **info):
         run_id = self.run_ids.get(trial.trial_id)
         if run_id is None:
@@ -169,6 +186,7 @@ class MlflowTrialLogger(Callback):
             ],
         )
 
+    @store_write
     def on_trial_complete(self, iteration, trials, trial, **info):
         run_id = self.run_ids.pop(trial.trial_id, None)
         if run_id is None:
@@ -191,6 +209,7 @@ class MlflowTrialLogger(Callback):
         )
         self.client.set_terminated(run_id, "FINISHED", end_time=stamp)
 
+    @store_write
     def on_trial_error(self, iteration, trials, trial, **info):
         run_id = self.run_ids.pop(trial.trial_id, None)
         if run_id is None:
