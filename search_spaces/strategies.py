@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from search_spaces.transfer import Ranges
 
 # Where the freeze boundary b of a strategy sits, for an architecture with B stages.
-FREEZE_NONE = "none"  # b = 0: everything trains (lp-ft: in its last phase)
+FREEZE_NONE = "none"  # b = 0: everything trains
 FREEZE_SEARCHED = "searched"  # every b in 1..B-1, each a label of its own (freeze-b)
 FREEZE_BACKBONE = "backbone"  # b = B: the whole backbone frozen, only a head learns
 BOUNDARIES = (FREEZE_NONE, FREEZE_SEARCHED, FREEZE_BACKBONE)
@@ -67,6 +67,8 @@ class StrategySpec:
     `suggest` adds the strategy's own parameters after the shared ones (lr, weight decay,
     and with `backbone_lr` the backbone's lr multiplier and layer decay: only where some
     of a pretrained backbone trains). `needs_weights`: False trains from random weights.
+    `probed_head`: the new head starts as a linear probe of the frozen network (a logistic
+    regression fitted to convergence, trainables.classical.probe_head), not at random.
     """
 
     name: str
@@ -78,6 +80,7 @@ class StrategySpec:
     # The parameter a tuning budget spreads evenly over its range first (Optuna name,
     # Ranges field); None: the shared learning rate `lr`.
     grid: tuple[str, str] | None = None
+    probed_head: bool = False
 
     @property
     def classical(self) -> bool:
@@ -101,6 +104,10 @@ def register(spec: StrategySpec) -> StrategySpec:
         raise ValueError(
             f"`boundary` of strategy {spec.name!r} must be one of {', '.join(BOUNDARIES)}, "
             f"got {spec.boundary!r}"
+        )
+    if spec.classical and spec.probed_head:
+        raise ValueError(
+            f"strategy {spec.name!r} fits a classical head: it has no network head to probe"
         )
     if spec.classical and spec.boundary != FREEZE_BACKBONE:
         raise ValueError(
@@ -151,21 +158,15 @@ def one_phase(cfg: TrialConfig, num_stages: int) -> list[Phase]:
     ]
 
 
-def probe_then_fine_tune(cfg: TrialConfig, num_stages: int) -> list[Phase]:
-    """lp-ft (Kumar et al. 2022): linear-probe for `lp_frac` of the steps (whole backbone
-    frozen), then fine-tune at `lr * ft_lr_mult` with a fresh optimizer, so the new head
-    is sensible before its gradients reach the pretrained features."""
-    probe = min(cfg.steps, max(1, round(cfg.steps * cfg.lp_frac)))
+def fine_tune_from_probe(cfg: TrialConfig, num_stages: int) -> list[Phase]:
+    """lp-ft (Kumar et al. 2022): every step fine-tunes the whole network, as `finetune`
+    does, but from a head that is already a converged linear probe (`probed_head`), so
+    the new head's first gradients do not scramble the pretrained features. Same steps
+    and searched rates as `finetune`: their paired comparison isolates the probed head.
+    (A probe phase of gradient steps at the label's lr, as before, barely moved the head
+    at the low end of the range and made lp-ft lose on its tuning, not on its idea.)"""
     return [
-        Phase("probe", probe, num_stages, cfg.lr, 1.0, 1.0),
-        Phase(
-            "fine-tune",
-            cfg.steps - probe,
-            cfg.freeze,
-            cfg.lr * cfg.ft_lr_mult,
-            cfg.backbone_lr_mult,
-            cfg.layer_decay,
-        ),
+        Phase("fine-tune", cfg.steps, cfg.freeze, cfg.lr, cfg.backbone_lr_mult, cfg.layer_decay)
     ]
 
 
@@ -187,16 +188,12 @@ def suggest_knn(trial, ranges: Ranges) -> dict:
     }
 
 
-def suggest_ft_lr_mult(trial, ranges: Ranges) -> dict:
-    return {Key.FT_LR_MULT: trial.suggest_float("lp-ft/ft_lr_mult", *ranges.ft_lr_mult, log=True)}
-
-
 register(StrategySpec("scratch", FREEZE_NONE, one_phase, needs_weights=False))
 register(StrategySpec("finetune", FREEZE_NONE, one_phase, backbone_lr=True))
 register(StrategySpec("freeze-b", FREEZE_SEARCHED, one_phase, backbone_lr=True))
 register(StrategySpec("linear-probe", FREEZE_BACKBONE, one_phase))
 register(
-    StrategySpec("lp-ft", FREEZE_NONE, probe_then_fine_tune, suggest_ft_lr_mult, backbone_lr=True)
+    StrategySpec("lp-ft", FREEZE_NONE, fine_tune_from_probe, backbone_lr=True, probed_head=True)
 )
 register(StrategySpec("logreg", FREEZE_BACKBONE, None, suggest_c("logreg"), grid=("logreg/C", "C")))
 register(StrategySpec("svm", FREEZE_BACKBONE, None, suggest_c("svm"), grid=("svm/C", "C")))

@@ -4,9 +4,9 @@ freeze boundary), each tuned over its own rates.
 Every label (`Label`: `freeze-b` is one per boundary b) has an Optuna study of its own
 (study.search_phase); its configuration is asked define-by-run (`define_label`), so a
 parameter exists only where it matters: the backbone multiplier only when a pretrained
-backbone is partly trained, C only for logreg/svm, k only for knn, the fine-tune learning
-rate multiplier only for lp-ft. Which strategy does what is its registered spec
-(search_spaces.strategies); this module asks in the same order for every strategy.
+backbone is partly trained, C only for logreg/svm, k only for knn. Which strategy does
+what is its registered spec (search_spaces.strategies); this module asks in the same
+order for every strategy.
 A categorical parameter must keep the same choices under one name, so parameters whose
 meaning differs between strategies are named after them (`svm/C`, `knn/k`).
 
@@ -39,7 +39,6 @@ class Ranges:
     weight_decay: tuple[float, float] = (1e-6, 1e-3)
     C: tuple[float, float] = (1e-3, 10.0)
     knn_k: tuple[int, int] = (1, 20)
-    ft_lr_mult: tuple[float, float] = (0.01, 0.5)
     # Layer-wise lr decay toward the input; None: off (every backbone stage at one lr).
     layer_decay: tuple[float, float] | None = None
 

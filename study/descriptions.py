@@ -52,8 +52,8 @@ def experiment_description(config, command: str | None = None) -> str:
             f"- Strategies: {', '.join(search.strategies)} (every freeze boundary its own label)",
             f"- Search space: lr {_range(search.lr)}, backbone_lr_mult "
             f"{_range(search.backbone_lr_mult)}, weight_decay {_range(search.weight_decay)}, "
-            f"C {_range(search.C)} (logreg, svm), knn_k {_range(search.knn_k)} (knn), "
-            f"ft_lr_mult {_range(search.ft_lr_mult)} (lp-ft); the whole config is the "
+            f"C {_range(search.C)} (logreg, svm), knn_k {_range(search.knn_k)} (knn); "
+            f"lp-ft's probe C {config.training.probe_C}; the whole config is the "
             "`config.yaml` artifact of each study run",
             f"- Budget: {search.trials_per_label} trials per (size, architecture, strategy "
             f"label), then the best of each on every seed",

@@ -51,7 +51,6 @@ TRIAL_PARAMS = (
     Key.WEIGHTS,
     # Logged only where the trial's config has them (a strategy sets what it uses).
     Key.LAYER_DECAY,
-    Key.FT_LR_MULT,
     Key.C,
     Key.KNN_K,
     Key.KNN_METRIC,

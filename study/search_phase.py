@@ -48,7 +48,7 @@ def stratum_constants(
         Key.AUGMENT: "+".join(settings.augment) or "none",
         Key.FEATURE_CACHE: config.training.feature_cache,
         Key.CACHE_DIR: str(Path(config.stores.features).resolve()),
-        Key.LP_FRAC: config.training.lp_frac,
+        Key.PROBE_C: config.training.probe_C,
         Key.OPTIMIZER: config.training.optimizer,
     }
 

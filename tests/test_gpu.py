@@ -19,7 +19,8 @@ pytestmark = [
 
 
 @pytest.mark.parametrize(
-    "arch,strategy,freeze", [("resnet18", "freeze-b", 2), ("lenet5", "finetune", 0)]
+    "arch,strategy,freeze",
+    [("resnet18", "freeze-b", 2), ("lenet5", "finetune", 0), ("lenet5", "lp-ft", 0)],
 )
 def test_a_trial_trains_on_cuda_and_resumes(digits, arch, strategy, freeze):
     sources = {arch: source_state(arch)}

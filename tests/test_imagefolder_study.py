@@ -94,7 +94,7 @@ def test_trials_log_their_own_hyperparameters_and_the_feature_cache(pets):
     for run in by_strategy["knn"]:
         assert {"knn_k", "knn_metric"} <= set(run.data.params)
     for run in by_strategy["lp-ft"]:
-        assert "ft_lr_mult" in run.data.params
+        assert {"lr", "backbone_lr_mult"} <= set(run.data.params)
         assert run.data.tags[t.TAG_FEATURE_CACHE].startswith("probe: on")
     for strategy in ("linear-probe", *CLASSICAL_STRATEGIES):
         assert all(r.data.tags[t.TAG_FEATURE_CACHE] == "on" for r in by_strategy[strategy])

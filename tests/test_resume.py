@@ -61,7 +61,7 @@ def source() -> dict:
     return {"lenet5": get_arch("lenet5").build(num_classes=52, in_channels=1).state_dict()}
 
 
-@pytest.mark.parametrize("strategy,freeze", [("finetune", 0), ("freeze-b", 2)])
+@pytest.mark.parametrize("strategy,freeze", [("finetune", 0), ("freeze-b", 2), ("lp-ft", 0)])
 def test_a_trial_resumed_from_a_checkpoint_ends_where_an_uninterrupted_one_does(
     digits, strategy, freeze
 ):

@@ -1,4 +1,4 @@
-"""Every strategy of the course: exact freezing over epochs, lp-ft's two phases, classical
+"""Every strategy of the course: exact freezing over epochs, lp-ft's probed head, classical
 heads on frozen features, layer-wise learning-rate decay, and the search space."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from search_spaces.strategies import Phase, classical_strategies, list_strategie
 from tests.helpers import source_state, stage_state, trial_config
 from trainables.contract import TrialConfig
 from trainables.feature_store import FeatureStore
+from trainables.features import capture
 from trainables.loops import accuracy, train_steps
 from trainables.registry import get_arch
 from trainables.train import PhaseRun, fit
@@ -78,53 +79,72 @@ def test_frozen_stages_keep_weights_stats_and_have_no_optimizer_state(digits, ca
     assert any("running_mean" in k for k in moved) and any(k.endswith("weight") for k in moved)
 
 
-def test_lp_ft_probes_first_then_fine_tunes_everything(digits, monkeypatch):
+def test_lp_ft_starts_from_a_converged_probe_and_fine_tunes_everything(digits, monkeypatch):
+    """Before its first step lp-ft's head predicts what the `logreg` head fitted on the same
+    frozen features predicts; then every step trains the whole network, as finetune does."""
     import trainables.train as train
+    from trainables.heads import fit_head
 
     spec = get_arch("resnet18")
     source = source_state("resnet18")
-    reference = spec.build(52, 1)
-    reference.load_state_dict(source)
-    backbone = stage_state(reference, spec, spec.stages)
-    built, reports, states = [], [], {}
+    built, reports = [], []
+    original = train.build_trial_model
 
     def build_and_keep(*args):
         result = original(*args)
         built.append(result[1])
         return result
 
-    original = train.build_trial_model
     monkeypatch.setattr(train, "build_trial_model", build_and_keep)
+    first_step = []
+    original_train_steps = train.train_steps
 
-    def report(metrics):
-        reports.append(metrics)
-        states[metrics["epoch"]] = stage_state(built[0], spec, spec.stages)
+    def note_the_head(net, *args, **kwargs):
+        if not first_step:  # the head as the first step finds it
+            head = spec.head_module(built[0])
+            first_step.append((head.weight.detach().clone(), head.bias.detach().clone()))
+        return original_train_steps(net, *args, **kwargs)
 
-    # 12 steps in 3 reports: probe steps 1-6 (epochs 1 and 2), fine-tune 7-12 (epoch 3).
-    cfg = config("resnet18", "lp-ft", 0, steps=9, reports=3, lp_frac=0.4, ft_lr_mult=0.1)
-    _, metrics = fit(cfg, digits, {"resnet18": source}, report)
+    monkeypatch.setattr(train, "train_steps", note_the_head)
+    cfg = config("resnet18", "lp-ft", 0, steps=6, reports=3, probe_C=0.05)
+    _, metrics = fit(cfg, digits, {"resnet18": source}, reports.append)
     assert [m["epoch"] for m in reports] == [1, 2, 3] and "test_acc" in metrics
-    # During the probe phase (epoch 1) the backbone is the pretrained one, BN stats included;
-    # epoch 2 ends 2 steps into the fine-tune phase, which moves it.
-    for key, value in backbone.items():
-        assert torch.equal(states[1][key], value), f"{key} moved during the probe phase"
-    assert any(not torch.equal(states[2][k], v) for k, v in backbone.items())
-    assert reports[0]["trainable_params"] == 512 * 10 + 10
-    assert reports[1]["trainable_params"] > 11_000_000
+    assert all(m["trainable_params"] > 11_000_000 for m in reports)  # no probe steps
     assert metrics["feature_cache"] == "probe: on; fine-tune: off: nothing frozen"
 
+    _, model = original(cfg, digits, {"resnet18": source})  # the backbone fit() started from
+    x, y = digits.train_subset(4, 0).tensors()
+    val_x, _ = digits.val.tensors()
+    features = partial(capture, model, spec.head_module(model), inputs=True)
+    logreg = fit_head("logreg", features(x).numpy(), y.numpy(), C=0.05)
+    weight, bias = first_step[0]
+    predicted = (features(val_x) @ weight.T + bias).argmax(1).numpy()
+    assert np.array_equal(predicted, logreg.predict(features(val_x).numpy()))
+    assert len(set(predicted)) > 5
 
-def test_lp_ft_fine_tune_phase_uses_the_lower_learning_rate(digits):
-    spec = get_arch("lenet5")
-    cfg = config("lenet5", "lp-ft", 0, lr=0.2, ft_lr_mult=0.05, backbone_lr_mult=0.5)
-    model = spec.build(10, 1)
-    x, val_x = digits.pool.tensors()[0][:20], digits.val.tensors()[0]
-    probe, tune = plan_phases(cfg, spec.num_stages)
-    assert (probe.boundary, probe.steps, probe.lr) == (spec.num_stages, 4, 0.2)
-    assert (tune.boundary, tune.steps) == (0, 4) and tune.lr == pytest.approx(0.01)
-    run = PhaseRun(tune, cfg, spec, model, (x, val_x), FeatureStore())
-    lrs = sorted({g["lr"] for g in run.optimizer.param_groups})
-    assert lrs == pytest.approx([0.005, 0.01])  # backbone 0.01 * 0.5, head 0.01
+
+def test_lp_ft_trains_every_step_at_the_searched_rates_like_finetune():
+    (phase,) = plan_phases(config("lenet5", "lp-ft", 0, lr=0.2, backbone_lr_mult=0.5), 4)
+    assert astuple(phase) == ("fine-tune", 8, 0, 0.2, 0.5, 1.0)
+
+
+@pytest.mark.parametrize("classes", [2, 3])
+def test_the_probe_is_a_linear_layer_with_the_logreg_heads_predictions(classes):
+    from trainables.heads import fit_head, linear_layer
+
+    rng = np.random.default_rng(0)
+    labels = np.arange(60) % classes
+    features = rng.normal(size=(60, 5)) * [1, 10, 0.1, 3, 1] + labels[:, None] * [1, 0, 2, 0, 1]
+    head = fit_head("logreg", features, labels, C=0.1)
+    weight, bias = linear_layer(head, classes)
+    assert weight.shape == (classes, 5) and bias.shape == (classes,)
+    logits = features @ weight.T + bias
+    assert np.array_equal(logits.argmax(1), head.predict(features))
+    probabilities = head.estimator.predict_proba(features)
+    softmax = np.exp(logits - logits.max(1, keepdims=True))
+    assert np.allclose(softmax / softmax.sum(1, keepdims=True), probabilities, atol=1e-5)
+    with pytest.raises(ValueError, match=f"the probe saw {classes} of the {classes + 1} classes"):
+        linear_layer(head, classes + 1)
 
 
 @pytest.mark.parametrize(
@@ -194,7 +214,7 @@ def test_every_strategy_suggests_its_own_parameters_and_runs_as_a_trial_config(s
         "logreg": {"logreg/C"},
         "svm": {"svm/C"},
         "knn": {"knn/k", "knn/metric"},
-        "lp-ft": {"lp-ft/ft_lr_mult", "backbone_lr_mult", "lr", "weight_decay"},
+        "lp-ft": {"backbone_lr_mult", "lr", "weight_decay"},
     }
     extra = set(params)
     if strategy in own:

@@ -31,17 +31,17 @@ STAGES = {"lenet5": 4, "resnet18": 5}
 
 
 def warm_then_drop(cfg: TrialConfig, num_stages: int) -> list[Phase]:
-    """Half the steps at `lr`, the rest at `lr * ft_lr_mult` (a step decay)."""
+    """Half the steps at `lr`, the rest at `lr * layer_decay` (a step decay, with the
+    contract's layer_decay standing in for a multiplier of its own)."""
     warm = cfg.steps // 2
-    rates = (cfg.backbone_lr_mult, cfg.layer_decay)
     return [
-        Phase("warm", warm, cfg.freeze, cfg.lr, *rates),
-        Phase("drop", cfg.steps - warm, cfg.freeze, cfg.lr * cfg.ft_lr_mult, *rates),
+        Phase("warm", warm, cfg.freeze, cfg.lr, cfg.backbone_lr_mult, 1.0),
+        Phase("drop", cfg.steps - warm, cfg.freeze, cfg.lr * cfg.layer_decay, 1.0, 1.0),
     ]
 
 
 def suggest_drop(trial, ranges) -> dict:
-    return {Key.FT_LR_MULT: trial.suggest_float("drop-b/ft_lr_mult", 0.05, 0.5, log=True)}
+    return {Key.LAYER_DECAY: trial.suggest_float("drop-b/drop", 0.05, 0.5, log=True)}
 
 
 @pytest.fixture
@@ -63,7 +63,7 @@ def test_a_registered_strategy_is_searched_covered_planned_and_trained(drop_b, d
         "lr": 0.1,
         "weight_decay": 1e-4,
         "backbone_lr_mult": 0.5,
-        "drop-b/ft_lr_mult": 0.2,
+        "drop-b/drop": 0.2,
     }
     config = define_label(optuna.trial.FixedTrial(fixed), "lenet5", "drop-b", 2)
     assert config == {
@@ -73,7 +73,7 @@ def test_a_registered_strategy_is_searched_covered_planned_and_trained(drop_b, d
         "lr": 0.1,
         "backbone_lr_mult": 0.5,
         "weight_decay": 1e-4,
-        "ft_lr_mult": 0.2,
+        "layer_decay": 0.2,
     }
     assert strategy_label("drop-b", 2) == "drop-2"
 

@@ -1,4 +1,5 @@
-"""A trial of a classical-head strategy (`logreg`, `svm`, `knn`): no gradient training.
+"""A trial of a classical-head strategy (`logreg`, `svm`, `knn`): no gradient training;
+and lp-ft's linear probe, the same logistic regression put into the network's head.
 
 The whole network stays frozen; a scikit-learn estimator (trainables.heads) is fitted on
 its pooled features, once. The trial still reports `reports` times with the same metric
@@ -15,7 +16,7 @@ import torch
 
 from trainables.contract import Report
 from trainables.features import PrefixCache, capture
-from trainables.heads import fit_head
+from trainables.heads import fit_head, linear_layer
 from trainables.registry import ArchSpec
 
 
@@ -95,3 +96,18 @@ def fit_classical(cfg, spec, model, target, data, store, report):
             metrics[Report.TEST_ACC] = test_acc
         report(metrics)
     return FrozenFeatureClassifier(model, spec, head), metrics
+
+
+def probe_head(cfg, spec: ArchSpec, model, x: torch.Tensor, y: torch.Tensor, store) -> str:
+    """lp-ft's linear probe (Kumar et al. 2022): a logistic regression (L-BFGS, to
+    convergence, inverse regularisation `cfg.probe_C`) on the frozen network's pooled
+    features, written into the network's head, so fine-tuning starts from a head that
+    already fits instead of a random one. Returns the feature cache's status."""
+    pooled, status = pooled_features(cfg, spec, model, store)
+    head = fit_head("logreg", pooled(x), y.cpu().numpy(), C=cfg.probe_C, seed=cfg.seed)
+    layer = spec.head_module(model)
+    weight, bias = linear_layer(head, layer.weight.shape[0])  # a Linear or a 1x1 Conv2d
+    with torch.no_grad():
+        layer.weight.copy_(torch.from_numpy(weight).reshape(layer.weight.shape))
+        layer.bias.copy_(torch.from_numpy(bias))
+    return status

@@ -37,8 +37,7 @@ class Key:
     BATCH_SIZE = "batch_size"
     WEIGHTS = "weights"
     LAYER_DECAY = "layer_decay"
-    FT_LR_MULT = "ft_lr_mult"
-    LP_FRAC = "lp_frac"
+    PROBE_C = "probe_C"
     OPTIMIZER = "optimizer"
     C = "C"
     KNN_K = "knn_k"
@@ -95,8 +94,7 @@ class TrialConfig:
     weights: str  # a weight source, see trainables.weights
     # Optional: absent keys take these values (a strategy only sets what it uses).
     layer_decay: float = 1.0  # backbone lr decay per stage toward the input (1: none)
-    ft_lr_mult: float = 0.1  # lp-ft: the fine-tune phase's lr, relative to `lr`
-    lp_frac: float = 0.5  # lp-ft: share of the steps spent linear-probing
+    probe_C: float = 0.01  # lp-ft: inverse regularisation of its logistic-regression probe
     optimizer: str = "sgd"  # sgd | adam (trainables.loops)
     C: float = 1.0  # logreg, svm: inverse regularisation strength
     knn_k: int = 5  # knn: neighbours (capped at the training set's size)

@@ -5,6 +5,8 @@ frozen, every image becomes the vector the network's own head would receive (its
 flattened penultimate features, from the feature cache), and a scikit-learn estimator is
 fitted on those. Logistic regression and the SVM see standardised features (their C is
 comparable across architectures); k-NN uses the raw features with the chosen metric.
+The same logistic regression is lp-ft's linear probe (`linear_layer`): folded into the
+network's own head, it is where lp-ft's fine-tuning starts.
 """
 
 from __future__ import annotations
@@ -71,3 +73,23 @@ def fit_head(
     linear = estimator[-1] if strategy in ("logreg", "svm") else None
     params = 0 if linear is None else int(linear.coef_.size + linear.intercept_.size)
     return ClassicalHead(strategy, estimator, params)
+
+
+def linear_layer(head: ClassicalHead, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """A fitted `logreg` head as the weight (num_classes, features) and bias of a linear
+    layer on the raw features, giving the same predictions: the standardisation is folded
+    in (w / scale, b - w . mean / scale), and a 2-class fit's single score s becomes the
+    logits (-s/2, s/2), whose softmax is the fit's sigmoid."""
+    if head.strategy != "logreg":
+        raise ValueError(f"only a logreg head is a linear layer, got {head.strategy}")
+    scaler, logistic = head.estimator[0], head.estimator[-1]
+    weight = logistic.coef_ / scaler.scale_
+    bias = logistic.intercept_ - weight @ scaler.mean_
+    if len(logistic.classes_) != num_classes:
+        raise ValueError(
+            f"the probe saw {len(logistic.classes_)} of the {num_classes} classes: every "
+            "class needs a training example"
+        )
+    if num_classes == 2:
+        weight, bias = np.concatenate([-weight, weight]) / 2, np.concatenate([-bias, bias]) / 2
+    return weight.astype(np.float32), bias.astype(np.float32)

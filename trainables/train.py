@@ -8,8 +8,8 @@ the weights that had the best `val_acc`. Test accuracy never steers anything her
 a config holds and a report carries is the trial contract (trainables.contract).
 
 How a strategy trains is its registered spec (search_spaces.strategies): a phase plan
-(`scratch`, `finetune`, `freeze-b` and `linear-probe` train in one phase; `lp-ft`
-linear-probes, then fine-tunes everything with a fresh optimizer), or a classical head
+(every registered one trains in one phase; `lp-ft` first fits its new head as a linear
+probe of the frozen network, trainables.classical.probe_head), or a classical head
 (`logreg`, `svm`, `knn`: trainables.classical) fitted on the frozen network's pooled
 features, which reports the same metrics `reports` times (there is nothing to iterate),
 so the driver, ASHA and Optuna treat every strategy alike.
@@ -28,7 +28,7 @@ from functools import partial
 import torch
 
 from search_spaces.strategies import get_strategy, plan_phases
-from trainables.classical import fit_classical
+from trainables.classical import fit_classical, probe_head
 from trainables.contract import Key, Report, TrialConfig, is_completed
 from trainables.datasets import TargetData
 from trainables.datasets.augment import augment
@@ -88,10 +88,11 @@ class Phases:
     """A trial's phase plan (search_spaces.strategies), each phase set up (PhaseRun) when
     the steps reach it."""
 
-    def __init__(self, cfg: TrialConfig, spec, model, data, store) -> None:
+    def __init__(self, cfg: TrialConfig, spec, model, data, store, probe: str = "") -> None:
         self.cfg, self.spec, self.model, self.data, self.store = cfg, spec, model, data, store
         self.plan = [phase for phase in plan_phases(cfg, spec.num_stages) if phase.steps > 0]
         self.runs: list[PhaseRun] = []
+        self.probe = probe  # the probed head's feature-cache status ('' without a probe)
 
     def current(self) -> PhaseRun:
         runs = self.runs
@@ -126,10 +127,12 @@ class Phases:
         return run, loss_sum / max(done, 1)
 
     def cache_summary(self) -> str:
-        if len(self.plan) == 1:
-            return self.runs[0].status if self.runs else ""
-        pairs = zip(self.plan, self.runs, strict=False)
-        return "; ".join(f"{phase.name}: {run.status}" for phase, run in pairs)
+        parts = [(phase.name, run.status) for phase, run in zip(self.plan, self.runs, strict=False)]
+        if self.probe:
+            parts.insert(0, ("probe", self.probe))
+        if len(parts) == 1:
+            return parts[0][1]
+        return "; ".join(f"{name}: {status}" for name, status in parts)
 
 
 def prepare(cfg: TrialConfig, target: TargetData, sources: dict[str, dict]):
@@ -170,10 +173,13 @@ def fit(
     """
     spec, model, (x, y, val_x, val_y), generator = prepare(cfg, target, sources)
     store = FeatureStore(cfg.cache_dir)
-    if get_strategy(cfg.strategy).classical:
+    strategy = get_strategy(cfg.strategy)
+    if strategy.classical:
         return fit_classical(cfg, spec, model, target, (x, y, val_x, val_y), store, report)
 
-    phases = Phases(cfg, spec, model, (x, val_x), store)
+    # A resumed trial's weights (its head too) then replace the probe's (resume_point).
+    probe = probe_head(cfg, spec, model, x, y, store) if strategy.probed_head else ""
+    phases = Phases(cfg, spec, model, (x, val_x), store, probe)
     transform = partial(augment, kinds=cfg.augment, generator=generator) if cfg.augment else None
     best_val, best_state, best_epoch, resumed, seconds = resume_point(resume, model)
     started = time.perf_counter() - seconds
