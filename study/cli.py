@@ -57,9 +57,10 @@ def _again(args) -> str:
 
 def cmd_run(args) -> int:
     config = _study_config(args)  # a bad config is told before the heavy imports below
-    from study.driver import Interrupted, interruptible, no_space
+    from study.driver import no_space
     from study.protocol import run_study
     from study.report import best_freeze_table
+    from study.signals import Interrupted, interruptible
     from study.ui import ui_command
 
     command = (

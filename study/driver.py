@@ -1,12 +1,10 @@
 """The running driver: stopped cleanly by Ctrl-C or SIGTERM, and the only one on its study.
 
-Interrupted: SIGINT and SIGTERM raise `Interrupted` in the driver's main thread (Ray Tune's
-own SIGINT handler is switched off: it would end the tuning loop quietly and let the study
-go on to its next stage), or, when the signal lands in a store write (`signals_held`: the
-trial logger's MLflow writes), as that write ends, so no SQLite transaction is left open
-half-way. The exception unwinds Ray (trials stop), then study.protocol closes what was
-open: trial runs KILLED, Optuna trials FAIL, the study run KILLED with `study_state`
-`interrupted`; `study run --resume` continues it. Exit code 128 + signal.
+Interrupted (study.signals): SIGINT and SIGTERM raise `Interrupted` in the driver's main
+thread, never inside a store write. The exception unwinds Ray (trials stop), then
+study.protocol closes what was open: trial runs KILLED, Optuna trials FAIL, the study run
+KILLED with `study_state` `interrupted`; `study run --resume` continues it. Exit code
+128 + signal.
 
 A full disk (`no_space`): an error that is, or wraps, ENOSPC ends `study run` with one
 line (exit 3), the study closed the same way as FAILED, resumable once there is room.
@@ -24,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import signal
 import socket
 import threading
 
@@ -33,88 +30,6 @@ from study.config import ConfigError
 
 HEARTBEAT_S = 15
 LEASE_S = 90  # three missed heartbeats and a margin: a stuck store, not a dead driver
-
-
-class Interrupted(KeyboardInterrupt):
-    """The driver got SIGINT or SIGTERM."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-        self.exit_code = 128 + signum
-
-
-class _Hold:
-    """Store writes of the main thread in progress (signals_held), and the signal that
-    arrived during one."""
-
-    depth = 0
-    pending: int | None = None
-
-
-_HOLD = _Hold()
-
-
-@contextlib.contextmanager
-def interruptible():
-    """SIGINT and SIGTERM raise Interrupted once (at the end of a store write in progress:
-    signals_held); later ones wait for the cleanup."""
-    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
-    received: list[int] = []
-
-    def handler(signum, frame):
-        received.append(signum)
-        if len(received) == 1:
-            if _HOLD.depth:
-                _HOLD.pending = signum
-                return
-            raise Interrupted(signum)
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    _installed.append(handler)
-    try:
-        yield
-    except KeyboardInterrupt as error:
-        # A signal that lands inside Ray's C++ calls (ray.wait) comes out as Ray's own
-        # KeyboardInterrupt, not the handler's Interrupted: it is the same stop.
-        if received and not isinstance(error, Interrupted):
-            raise Interrupted(received[0]) from error
-        raise
-    finally:
-        _installed.remove(handler)
-        _HOLD.pending = None
-        for number, old in previous.items():
-            signal.signal(number, old)
-
-
-@contextlib.contextmanager
-def signals_held():
-    """A store write of the main thread that Interrupted must not cut in two: raised in
-    the middle of an MLflow write, it leaves that write's SQLite transaction open (its
-    connection is kept alive by the exception's traceback), and every write of the
-    cleanup then waits for the lock and fails. A signal that arrives inside the block
-    raises when the block ends. Other threads get no signals: a no-op there."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    _HOLD.depth += 1
-    try:
-        yield
-    finally:
-        _HOLD.depth -= 1
-        if _HOLD.depth == 0 and _HOLD.pending is not None:
-            signum, _HOLD.pending = _HOLD.pending, None
-            raise Interrupted(signum)  # an error of the block stays its __context__
-
-
-_installed: list = []  # the handler of the active `interruptible`, if any
-
-
-def reinstall_handlers() -> None:
-    """Put the active `interruptible` handler back (after ray.init replaced SIGTERM's)."""
-    for handler in _installed[-1:]:
-        for number in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(number, handler)
 
 
 NO_SPACE = "No space left on device"

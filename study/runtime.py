@@ -142,8 +142,8 @@ def check_trial_fits(config: StudyConfig, nodes: list[dict], node_types: list[di
 
 def keep_signal_handlers() -> None:
     """ray.init installs a SIGTERM handler that aborts the driver (no cleanup): put back
-    the driver's own (study.driver.interruptible), when it has one."""
-    from study.driver import reinstall_handlers
+    the driver's own (study.signals.interruptible), when it has one."""
+    from study.signals import reinstall_handlers
 
     reinstall_handlers()
 

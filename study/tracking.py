@@ -5,6 +5,8 @@ the source-pretraining runs; the per-trial child runs are written by the Ray cal
 study.trial_logger with these names. Only the driver writes MLflow; trials hand their
 metrics over through Ray. All names that cross into MLflow (tags, params, metrics) are
 the constants of study.mlflow_names, so `study.query` reads back exactly what is written.
+Every write is a `store_write` (study.signals): a Ctrl-C or SIGTERM raises as it ends,
+never half-way through it.
 
 Resume: the study's parent run is reused by `study run --resume` (its config is the
 `config.yaml` artifact); runs of trials the killed driver had started but Ray no longer
@@ -28,9 +30,11 @@ from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
 
 # Every name that crosses into MLflow is in study.mlflow_names; callers read them here too.
 from study.mlflow_names import *  # noqa: F403
+from study.signals import store_write
 from study.stores import sqlalchemy_url
 
 
+@store_write
 def client_for(tracking_uri: str) -> MlflowClient:
     """A client on `tracking_uri`; for SQLite this creates and migrates the database.
 
@@ -48,6 +52,7 @@ logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 
+@store_write
 def ensure_experiment(client: MlflowClient, name: str, artifacts: str) -> str:
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
@@ -58,11 +63,13 @@ def ensure_experiment(client: MlflowClient, name: str, artifacts: str) -> str:
     )
 
 
+@store_write
 def describe_experiment(client: MlflowClient, experiment_id: str, markdown: str) -> None:
     """The experiment's description in the UI (the same tag as a run's description)."""
     client.set_experiment_tag(experiment_id, MLFLOW_RUN_NOTE, markdown[:MAX_TAG_VAL_LENGTH])
 
 
+@store_write
 def describe_run(client: MlflowClient, run_id: str, markdown: str) -> None:
     """The run's description, shown at the top of its page."""
     client.set_tag(run_id, MLFLOW_RUN_NOTE, markdown[:MAX_TAG_VAL_LENGTH])
@@ -132,6 +139,7 @@ def child_runs(
     return search_runs(client, [experiment_id], parent=parent_run_id, phase=phase, status=status)
 
 
+@store_write
 def close_interrupted_runs(client: MlflowClient, parent_run_id: str) -> int:
     """Close the child runs still RUNNING at the end of a study: trials a killed driver
     had started and that the resumed Ray experiment no longer knows. Returns how many."""
@@ -162,6 +170,7 @@ def latest_study_run(client: MlflowClient, ids: list[str], status: str | None = 
     return runs[0] if runs else None
 
 
+@store_write
 def reopen_study_run(client: MlflowClient, run) -> str:
     """Mark a killed or failed study run RUNNING again (`study run --resume`)."""
     resumed = int(run.data.tags.get(TAG_RESUMED, "0")) + 1
@@ -170,6 +179,7 @@ def reopen_study_run(client: MlflowClient, run) -> str:
     return run.info.run_id
 
 
+@store_write
 def start_study_run(
     client: MlflowClient,
     experiment_id: str,
@@ -204,6 +214,7 @@ def study_config(client: MlflowClient, run_id: str) -> dict | None:
         return yaml.safe_load(Path(path).read_text())
 
 
+@store_write
 def log_study_values(
     client: MlflowClient, run_id: str, params: dict | None = None, metrics: dict | None = None
 ) -> None:
@@ -216,6 +227,7 @@ def log_study_values(
     )
 
 
+@store_write
 def end_study_run(client: MlflowClient, run_id: str, status: str, state: str = "") -> None:
     """End the study run in MLflow `status`; `state` (finished, failed, interrupted) says
     why in words, a KILLED status being also what MLflow shows for a run it lost."""
@@ -224,17 +236,20 @@ def end_study_run(client: MlflowClient, run_id: str, status: str, state: str = "
     client.set_terminated(run_id, status)
 
 
+@store_write
 def set_lease(client: MlflowClient, run_id: str, driver: str, heartbeat_ms: int) -> None:
     client.log_batch(
         run_id, tags=[RunTag(TAG_DRIVER, driver), RunTag(TAG_HEARTBEAT, str(heartbeat_ms))]
     )
 
 
+@store_write
 def log_folder(client: MlflowClient, run_id: str, folder: Path, artifact_path: str | None) -> None:
     """Every file in `folder` as artifacts of the run, under `artifact_path` (None: the root)."""
     client.log_artifacts(run_id, str(folder), artifact_path=artifact_path)
 
 
+@store_write
 def record_pretraining(
     client: MlflowClient, artifacts: str, checkpoint, settings: dict, task
 ) -> str:

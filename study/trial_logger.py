@@ -10,7 +10,6 @@ in its existing run, and metrics of epochs that run already has are not logged a
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 from mlflow.entities import Metric, Param, RunTag
@@ -20,21 +19,9 @@ from ray.tune import Callback
 
 from study import tracking as t
 from study.dataset_inputs import subset_key, training_input
-from study.driver import signals_held
+from study.signals import store_write
 from study.stores import redact, reveal
 from trainables.contract import Key, Report, is_completed
-
-
-def store_write(callback):
-    """A callback whose MLflow writes a Ctrl-C or SIGTERM does not cut in two (the signal
-    raises when it returns: study.driver.signals_held)."""
-
-    @functools.wraps(callback)
-    def held(*args, **kwargs):
-        with signals_held():
-            return callback(*args, **kwargs)
-
-    return held
 
 
 def trial_tags(config: dict, stages: int, label: str) -> dict[str, str]:

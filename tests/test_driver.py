@@ -9,7 +9,8 @@ import signal
 import pytest
 from mlflow.tracking import MlflowClient
 
-from study.driver import Interrupted, interruptible, signals_held
+from study import tracking
+from study.signals import Interrupted, interruptible, signals_held
 
 
 def test_a_signal_during_a_store_write_raises_after_it_and_the_store_stays_writable(tmp_path):
@@ -28,3 +29,33 @@ def test_a_signal_during_a_store_write_raises_after_it_and_the_store_stays_writa
     client.set_terminated(run.info.run_id, "KILLED")
     finished = client.get_run(run.info.run_id)
     assert finished.info.status == "KILLED" and finished.data.tags["written"] == "in the hold"
+
+
+class SignalAtEachWrite:
+    """The real MLflow client, with a SIGTERM sent to this process as each write starts:
+    a signal that lands inside a study.tracking function."""
+
+    def __init__(self, client: MlflowClient) -> None:
+        self.client = client
+
+    def __getattr__(self, name: str):
+        method = getattr(self.client, name)
+        if not name.startswith(("set_", "log_", "create_", "update_")):
+            return method
+
+        def write(*args, **kwargs):
+            os.kill(os.getpid(), signal.SIGTERM)
+            return method(*args, **kwargs)
+
+        return write
+
+
+def test_a_signal_inside_a_tracking_write_lets_every_write_of_it_finish(tmp_path):
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run_id = client.create_run(client.create_experiment("driver")).info.run_id
+    with pytest.raises(Interrupted), interruptible():
+        tracking.end_study_run(SignalAtEachWrite(client), run_id, "FINISHED", "finished")
+    # Both of its writes (the state tag, then the status) happened before the raise.
+    ended = client.get_run(run_id)
+    assert ended.info.status == "FINISHED"
+    assert ended.data.tags[tracking.TAG_STUDY_STATE] == "finished"
