@@ -14,8 +14,9 @@ parameter names and the order they are suggested in. The trainable reads only it
 plan and the classical flag; putting the registry on the trainable's side instead would
 put Optuna's parameter names inside the trial code. Like the architecture registry
 (trainables.registry): a duplicate name raises, an unknown name raises a ValueError
-listing the registered ones. Registration order is the order of the default search
-space's `strategy` choices, which TPE's behaviour depends on: append, never reorder.
+listing the registered ones. Registration order is the default `search.strategies`
+order, which orders the labels, numbers their Optuna studies and so seeds their samplers
+(study.search_phase.make_searcher): append, never reorder, or a rerun's answer changes.
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ def get_strategy(name: str) -> StrategySpec:
 
 
 def list_strategies() -> tuple[str, ...]:
-    """Every registered name, in registration order (the default search space's order)."""
+    """Every registered name, in registration order (the default `search.strategies`)."""
     return tuple(_REGISTRY)
 
 
