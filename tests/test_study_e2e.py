@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import json
 import re
+from types import SimpleNamespace
 
 import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
+from study import progress
 from study import tracking as t
 from study.config_file import load_preset
-from study.progress import PROGRESS_EVERY_S
+from study.progress import PROGRESS_EVERY_S, PhaseProgress
 from study.search_phase import search_budget, search_labels
 from tests.conftest import run_cli
 
@@ -49,6 +51,25 @@ def test_run_prints_progress_the_answer_and_how_to_open_the_ui(smoke):
     assert "Best freeze strategy per target dataset size" in done.stdout
     assert "mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1" in done.stdout
     assert "trial slots spent training: " in done.stdout
+
+
+def test_the_time_left_counts_trial_time_not_the_phase_start_up(monkeypatch):
+    """A phase's first minute can go to starting workers and shipping the datasets; the
+    estimate runs from the first result of any trial, so that minute is not taken as the
+    first trial's duration (which made the default study's first estimate 2h59m)."""
+    now = [0.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: now[0])
+    phase = PhaseProgress("search", 101)
+    trial = SimpleNamespace(
+        status="TERMINATED",
+        last_result={"val_acc": 0.5},
+        config={"size": 1, "arch": "cnn4", "strategy": "finetune", "freeze": 0, "seed": 0},
+    )
+    now[0] = 60.0  # start-up over: the first report of a trial arrives
+    phase.on_trial_result(0, [trial], trial, trial.last_result)
+    now[0] = 70.0
+    line = phase.progress_line([trial], now[0])
+    assert line.endswith("1m10s elapsed, about 16m40s left"), line  # 10 s a trial x 100
 
 
 def test_terminal_output_grows_with_time_not_with_trials(smoke):
