@@ -72,6 +72,7 @@ def pretrain_settings(config: StudyConfig) -> PretrainSettings:
         lr=src.lr,
         weight_decay=src.weight_decay,
         seed=src.seed,
+        threads=max(1, int(config.resources.cpu_per_trial)),
     )
 
 
@@ -125,4 +126,4 @@ def launch_pretraining(config: StudyConfig, arch: str, settings: PretrainSetting
         num_gpus=config.resources.gpu_per_trial,
         name=f"pretrain-{arch}",
     )
-    return task.remote(arch, settings, int(cpus))
+    return task.remote(arch, settings)

@@ -11,13 +11,14 @@ import torch
 from study import tracking
 from study.config_file import parse_config
 from study.runtime import local_ray
-from study.sources import pretrain_sources
+from study.sources import pretrain_settings, pretrain_sources
+from trainables.pretrain import checkpoint_path
 
 pytestmark = pytest.mark.ray
 ARCHS = ["lenet5", "cnn4"]
 
 
-def config_in(work):
+def config_in(work, cpus: float = 1):
     return parse_config(
         {
             "name": "pretrain-tasks",
@@ -25,7 +26,7 @@ def config_in(work):
             # later still overlaps the other one.
             "source": {"images": 2600, "epochs": 1},
             "search": {"architectures": ARCHS, "strategies": ["finetune"]},
-            "resources": {"cpu_per_trial": 1},
+            "resources": {"cpu_per_trial": cpus},
             "stores": {
                 "mlflow": f"sqlite:///{work / 'mlflow.db'}",
                 "artifacts": str(work / "artifacts"),
@@ -68,3 +69,12 @@ def test_architectures_pretrain_concurrently_in_ray_tasks_and_the_cache_is_hit(t
     for arch in ARCHS:
         for key, value in first[arch].items():
             assert torch.equal(value, again[arch][key])
+
+
+def test_a_checkpoint_is_reused_only_by_studies_that_train_it_with_as_many_threads(tmp_path):
+    """On 2 threads the same settings give other weights than on 1 (sums in another order):
+    a study with another cpu_per_trial trains its own checkpoint instead of reusing one."""
+    one, two = pretrain_settings(config_in(tmp_path)), pretrain_settings(config_in(tmp_path, 2))
+    assert (one.threads, two.threads) == (1, 2)
+    assert checkpoint_path(tmp_path, "cnn4", one) != checkpoint_path(tmp_path, "cnn4", two)
+    assert pretrain_settings(config_in(tmp_path, 0.5)) == one  # a fraction of a CPU: 1 thread

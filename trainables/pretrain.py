@@ -27,7 +27,8 @@ from trainables.transfer import param_groups
 @dataclass(frozen=True)
 class PretrainSettings:
     """How a source checkpoint is trained (the study config's `source` section owns the
-    defaults); every field is part of the checkpoint's cache key."""
+    defaults; `threads` is the task's CPUs, `resources.cpu_per_trial`); every field is part
+    of the checkpoint's cache key."""
 
     source: str
     images: int
@@ -36,6 +37,11 @@ class PretrainSettings:
     lr: float
     weight_decay: float
     seed: int
+    # Torch CPU threads: sums split over another number of threads add up in another order,
+    # so the same settings on 2 threads give other weights than on 1 (CNN-4's differ by up
+    # to 0.9 after 2 epochs, and the study's answer with them). In the key, a checkpoint is
+    # reused only by a study that would have trained the same one.
+    threads: int = 1
 
     def key(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]
@@ -98,14 +104,14 @@ def save_checkpoint(path: Path, saved: dict) -> SourceCheckpoint:
     return as_checkpoint(path, saved)
 
 
-def pretrain_task(arch: str, settings: PretrainSettings, threads: int) -> Trained:
-    """The body of one pretraining Ray task: `threads` torch threads (the task's CPUs:
-    more threads than cores stall when tasks share a machine), the GPU when Ray gave the
-    task one, else the CPU."""
+def pretrain_task(arch: str, settings: PretrainSettings) -> Trained:
+    """The body of one pretraining Ray task: `settings.threads` torch threads (the task's
+    CPUs: more threads than cores stall when tasks share a machine), the GPU when Ray gave
+    the task one, else the CPU."""
     import ray
 
     started = time.time()
-    torch.set_num_threads(max(1, threads))
+    torch.set_num_threads(settings.threads)
     device = torch.device("cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu")
     lines: list[str] = []
     saved = train_source(arch, settings, lines.append, device)
