@@ -25,8 +25,8 @@ from trainables.contract import TrialConfig
 from trainables.datasets import load_target
 from trainables.feature_store import FeatureStore
 from trainables.loops import train_steps
+from trainables.phases import PhaseRun
 from trainables.registry import get_arch
-from trainables.train import PhaseRun
 
 ARCH = "resnet18"
 CASES = (("linear-probe", 5), ("freeze-3", 3))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -56,16 +55,8 @@ def _again(args) -> str:
     return " ".join(["study", *sys.argv[1:]] + ([] if args.resume else ["--resume"]))
 
 
-# Ray Tune warns when the driver spends over 0.5 s on one result and advises reporting less
-# often. Here that time is the driver's per-result store writes (an MLflow run, an Optuna
-# tell), a few times a study on a busy 2-core machine, and trials report 4 times only: the
-# advice does not apply. Read when ray.tune is first imported; a stall of 5 s still warns.
-SLOW_RESULT_WARNING_S = "5"
-
-
 def cmd_run(args) -> int:
     config = _study_config(args)  # a bad config is told before the heavy imports below
-    os.environ.setdefault("TUNE_WARN_THRESHOLD_S", SLOW_RESULT_WARNING_S)
     from study.driver import no_space
     from study.protocol import run_study
     from study.report import best_freeze_table

@@ -18,8 +18,9 @@ from trainables.contract import TrialConfig
 from trainables.feature_store import FeatureStore
 from trainables.features import capture
 from trainables.loops import accuracy, train_steps
+from trainables.phases import PhaseRun
 from trainables.registry import get_arch
-from trainables.train import PhaseRun, fit
+from trainables.train import fit
 from trainables.transfer import freeze, param_groups
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -82,6 +83,7 @@ def test_frozen_stages_keep_weights_stats_and_have_no_optimizer_state(digits, ca
 def test_lp_ft_starts_from_a_converged_probe_and_fine_tunes_everything(digits, monkeypatch):
     """Before its first step lp-ft's head predicts what the `logreg` head fitted on the same
     frozen features predicts; then every step trains the whole network, as finetune does."""
+    import trainables.phases as phases
     import trainables.train as train
     from trainables.heads import fit_head
 
@@ -97,7 +99,7 @@ def test_lp_ft_starts_from_a_converged_probe_and_fine_tunes_everything(digits, m
 
     monkeypatch.setattr(train, "build_trial_model", build_and_keep)
     first_step = []
-    original_train_steps = train.train_steps
+    original_train_steps = phases.train_steps
 
     def note_the_head(net, *args, **kwargs):
         if not first_step:  # the head as the first step finds it
@@ -105,7 +107,7 @@ def test_lp_ft_starts_from_a_converged_probe_and_fine_tunes_everything(digits, m
             first_step.append((head.weight.detach().clone(), head.bias.detach().clone()))
         return original_train_steps(net, *args, **kwargs)
 
-    monkeypatch.setattr(train, "train_steps", note_the_head)
+    monkeypatch.setattr(phases, "train_steps", note_the_head)
     cfg = config("resnet18", "lp-ft", 0, steps=6, reports=3, probe_C=0.05)
     _, metrics = fit(cfg, digits, {"resnet18": source}, reports.append)
     assert [m["epoch"] for m in reports] == [1, 2, 3] and "test_acc" in metrics
