@@ -28,8 +28,9 @@ class TargetConfig(Strict):
     channels: Literal["auto", 1, 3] = Field(
         "auto", description="auto: what the weights expect (1 for glyph-pretrained)"
     )
-    augment: list[Literal["crop", "flip"]] = Field(
-        default_factory=list, description="random crop / flip of training batches (no cache)"
+    augment: list[Literal["crop", "flip", "shift"]] = Field(
+        default_factory=list,
+        description="random crop / flip / shift of training batches (no cache)",
     )
     sizes: list[int | Literal["all"]] = Field(
         default_factory=lambda: [1, 2, 5, 10, "all"], min_length=1

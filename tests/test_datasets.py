@@ -195,6 +195,22 @@ def test_augmentation_is_seeded_and_keeps_shapes():
     assert torch.equal(augment(x, (), torch.Generator()), x)
 
 
+def test_shift_moves_a_stroke_a_little_and_keeps_the_background():
+    # One bright pixel on an even background: each shifted copy still has only the
+    # background around it (edges continued, no padding frame), moved by at most 1/16 of
+    # the side, by different offsets across the batch.
+    x = torch.full((64, 1, 32, 32), -0.5)
+    x[:, 0, 16, 16] = 3.0
+    shifted = augment(x, ("shift",), torch.Generator().manual_seed(0))
+    assert set(shifted.unique().tolist()) == {-0.5, 3.0}
+    where = (shifted[:, 0] == 3.0).nonzero()
+    assert torch.equal(where[:, 0], torch.arange(64))  # the stroke stays in every image
+    offsets = where[:, 1:] - 16
+    assert offsets.abs().max() == 2 and len(offsets.unique(dim=0)) > 10
+    with pytest.raises(ValueError, match="allowed: crop, flip, shift"):
+        augment(x, ("rotate",), torch.Generator())
+
+
 TINY_MODULE = '''"""`tiny:<n>`: n classes of four 3x5 grey ramps each (a dataset in one file)."""
 
 from __future__ import annotations

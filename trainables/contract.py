@@ -99,7 +99,7 @@ class TrialConfig:
     C: float = 1.0  # logreg, svm: inverse regularisation strength
     knn_k: int = 5  # knn: neighbours (capped at the training set's size)
     knn_metric: str = "euclidean"  # knn: euclidean | cosine
-    augment: tuple[str, ...] = ()  # crop, flip (turns the feature cache off)
+    augment: tuple[str, ...] = ()  # crop, flip, shift (turns the feature cache off)
     feature_cache: bool = True
     cache_dir: str | None = None  # where cached features persist across trials (None: memory)
 
