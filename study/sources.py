@@ -19,6 +19,7 @@ import ray
 from search_spaces.strategies import get_strategy
 from study import tracking
 from study.config import ConfigError, StudyConfig
+from trainables.loops import cpu_threads
 from trainables.pretrain import (
     PretrainSettings,
     Trained,
@@ -72,7 +73,7 @@ def pretrain_settings(config: StudyConfig) -> PretrainSettings:
         lr=src.lr,
         weight_decay=src.weight_decay,
         seed=src.seed,
-        threads=max(1, int(config.resources.cpu_per_trial)),
+        threads=cpu_threads(config.resources.cpu_per_trial),
     )
 
 
@@ -120,9 +121,8 @@ def pretrain_sources(config: StudyConfig, client, log=print) -> dict[str, dict]:
 
 def launch_pretraining(config: StudyConfig, arch: str, settings: PretrainSettings):
     """One pretraining Ray task with a trial's resources; returns its object ref."""
-    cpus = config.resources.cpu_per_trial
     task = ray.remote(pretrain_task).options(
-        num_cpus=cpus,
+        num_cpus=config.resources.cpu_per_trial,
         num_gpus=config.resources.gpu_per_trial,
         name=f"pretrain-{arch}",
     )

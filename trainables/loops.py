@@ -1,4 +1,5 @@
-"""The two loops every training job here shares: SGD steps over a tensor dataset, and accuracy."""
+"""What every training job here shares: SGD steps over a tensor dataset, accuracy, the
+optimizer with its schedule, and the torch thread count for the job's CPUs."""
 
 from __future__ import annotations
 
@@ -9,6 +10,13 @@ import torch.nn.functional as F
 from torch import nn
 
 OPTIMIZERS = ("sgd", "adam")
+
+
+def cpu_threads(cpus: float) -> int:
+    """Torch threads for a job Ray gave `cpus` CPUs: a fraction rounds down, at least 1
+    (more threads than cores stall badly when jobs share a machine). Trials and
+    pretraining tasks both use it; the pretraining checkpoint's cache key holds it."""
+    return max(1, int(cpus))
 
 
 def make_optimizer(groups: list[dict], total_steps: int, kind: str = "sgd"):

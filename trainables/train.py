@@ -33,7 +33,7 @@ from trainables.contract import Key, Report, TrialConfig, is_completed
 from trainables.datasets import TargetData
 from trainables.datasets.augment import augment
 from trainables.feature_store import FeatureStore
-from trainables.loops import accuracy
+from trainables.loops import accuracy, cpu_threads
 from trainables.phases import Phases
 from trainables.registry import get_arch
 from trainables.resume import best_of, restore_run, snapshot
@@ -216,4 +216,4 @@ def trial_threads(context) -> int:
         resources = context.get_trial_resources().required_resources
     except Exception:  # not inside a Tune trial
         return max(1, torch.get_num_threads())
-    return max(1, int(resources.get("CPU", 1)))
+    return cpu_threads(resources.get("CPU", 1))
