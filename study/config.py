@@ -66,11 +66,37 @@ class SourceConfig(Strict):
     seed: int = Field(0, ge=0)
 
 
-class StepBucket(Strict):
-    """Training length for subsets with at most `up_to` examples per class (None: any)."""
+class SizeBucket(Strict):
+    """A setting for subsets with at most `up_to` examples per class (None: any size);
+    a list of buckets is read first match first, and its last one is open (`up_to: null`)."""
 
     up_to: int | None = Field(None, ge=1)
+
+
+def for_size(buckets: list, size: int | None):
+    """The first bucket that holds `size` (None: 'all' per class)."""
+    for bucket in buckets:
+        if bucket.up_to is None or (size is not None and size <= bucket.up_to):
+            return bucket
+    raise AssertionError("unreachable: last bucket is open")
+
+
+def check_last_open(buckets: list, where: str) -> None:
+    if buckets[-1].up_to is not None:
+        raise ValueError(f"the last {where} bucket must have up_to: null (any size)")
+
+
+class StepBucket(SizeBucket):
+    """Training length (optimizer steps) of a trial on subsets of this size."""
+
     steps: int = Field(ge=1)
+
+
+class CandidateBucket(SizeBucket):
+    """How many of a label's best search configurations the confirm phase retrains on
+    every seed, at this size: the one with the best mean validation accuracy answers."""
+
+    candidates: int = Field(ge=1)
 
 
 class TrainingConfig(Strict):
@@ -92,15 +118,11 @@ class TrainingConfig(Strict):
 
     @model_validator(mode="after")
     def _last_bucket_open(self):
-        if self.steps[-1].up_to is not None:
-            raise ValueError("the last training.steps bucket must have up_to: null (any size)")
+        check_last_open(self.steps, "training.steps")
         return self
 
     def steps_for(self, size: int | None) -> int:
-        for bucket in self.steps:
-            if bucket.up_to is None or (size is not None and size <= bucket.up_to):
-                return bucket.steps
-        raise AssertionError("unreachable: last bucket is open")
+        return for_size(self.steps, size).steps
 
 
 class SearchConfig(Strict):
@@ -110,6 +132,13 @@ class SearchConfig(Strict):
     )
     # Tuning trials per (size, architecture, strategy label): lr (C, k) spread evenly first.
     trials_per_label: int = Field(4, ge=1)
+    # The search judges on seed 0's subset alone; where subsets are small, the configuration
+    # best on that one subset is often not the best on others. Confirming a label's few best
+    # and keeping the one with the best mean validation accuracy over every seed makes the
+    # choice on all the seeds' subsets (test accuracy still only read).
+    confirm_candidates: list[CandidateBucket] = Field(
+        default_factory=lambda: [CandidateBucket(up_to=None, candidates=1)], min_length=1
+    )
     # ASHA inside each label; its decisions depend on result order: reruns may differ.
     early_stopping: bool = False
     lr: LogRange = LogRange(low=1e-3, high=0.3)
@@ -128,6 +157,20 @@ class SearchConfig(Strict):
         if decay is not None and decay.high > 1:
             raise ValueError(f"layer_decay must lie in (0, 1], got high {decay.high}")
         return decay
+
+    @model_validator(mode="after")
+    def _candidates_were_searched(self):
+        check_last_open(self.confirm_candidates, "search.confirm_candidates")
+        most = max(bucket.candidates for bucket in self.confirm_candidates)
+        if most > self.trials_per_label:
+            raise ValueError(
+                f"confirm_candidates: {most} per label, but trials_per_label searches "
+                f"{self.trials_per_label}: candidates must be 1..{self.trials_per_label}"
+            )
+        return self
+
+    def candidates_for(self, size: int | None) -> int:
+        return for_size(self.confirm_candidates, size).candidates
 
     def ranges(self) -> Ranges:
         return Ranges(

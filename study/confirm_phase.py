@@ -1,20 +1,27 @@
-"""The confirm phase: the best search configuration of each strategy, on every seed.
+"""The confirm phase: the best search configurations of each strategy, on every seed.
 
-The best configuration per (target, size, architecture, label) by validation accuracy is retrained on every
-seed's subset; the answer is the mean test accuracy over those seeds, so test accuracy is
-only ever read, never used to choose.
+The best configuration per (target, size, architecture, label) by validation accuracy is
+retrained on every seed's subset; where `search.confirm_candidates` asks for several (small
+subsets, whose seed-0 choice is noisy), the label's few best are, and the answer keeps the
+one with the best mean validation accuracy over the seeds (study.query). The answer is
+the mean test accuracy over those seeds, so test accuracy is only ever read, never used
+to choose.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from search_spaces.strategies import strategy_label
 from study import tracking
+from study.descriptions import candidates_text
 from study.progress import PhaseProgress
 from study.search_phase import search_labels
 from study.searcher import OBJECTIVE
 from study.tuner import confirm_tuner
 from trainables.contract import Key, is_completed
 
+SELECTION_NOTE = "; of a label's candidates, the best mean validation accuracy answers"
 MAX_CONFIRM_TOPUPS = 3  # reruns of lost confirm trials before the study reports what it has
 CONFIRM_KEY_TAGS = (
     tracking.TAG_TARGET,
@@ -22,19 +29,28 @@ CONFIRM_KEY_TAGS = (
     tracking.TAG_SEED,
     tracking.TAG_ARCH,
     tracking.TAG_STRATEGY_LABEL,
+    tracking.TAG_CANDIDATE,
 )
 
 
-def confirm_configs(results, seeds: int | dict[str, int]) -> list[dict]:
-    """The best search configuration per (target, size, architecture, strategy label),
-    once per seed of its target (`seeds`: a count, or one per target name).
+def size_of(config: dict) -> int | None:
+    """A trial config's size as the study config's buckets read it (None: all)."""
+    return None if config[Key.SIZE] == "all" else int(config[Key.SIZE])
+
+
+def confirm_configs(
+    results, seeds: int | dict[str, int], candidates: Callable[[int | None], int] = lambda _: 1
+) -> list[dict]:
+    """The `candidates(size)` best search configurations per (target, size, architecture,
+    strategy label), each once per seed of its target (`seeds`: a count, or one per target
+    name), numbered by `Key.CANDIDATE` from 1 (the best).
 
     Trials that ran to the end rank above trials ASHA stopped early; within each group the
     best validation accuracy wins, and between equals the earlier trial (so the choice does
     not depend on the order results arrived in). A label whose every trial was stopped
-    early is still confirmed (with its best stopped trial), so every label gets an answer.
+    early is still confirmed (with its best stopped trials), so every label gets an answer.
     """
-    best: dict[tuple, tuple[tuple, dict]] = {}
+    ranked: dict[tuple, list[tuple[tuple, dict]]] = {}
     for result in results:
         metrics = result.metrics or {}
         if result.error or OBJECTIVE not in metrics:
@@ -44,13 +60,17 @@ def confirm_configs(results, seeds: int | dict[str, int]) -> list[dict]:
         key = (str(config.get(Key.TARGET, "")), str(config[Key.SIZE]), config[Key.ARCH], label)
         earlier = -int(config.get(Key.OPTUNA_TRIAL, 0))
         rank = (is_completed(metrics), metrics[OBJECTIVE], earlier)
-        if key not in best or rank > best[key][0]:
-            best[key] = (rank, config)
+        ranked.setdefault(key, []).append((rank, config))
     chosen = []
-    for key in sorted(best):
-        base = {k: v for k, v in best[key][1].items() if k != Key.OPTUNA_TRIAL}
+    for key in sorted(ranked):
+        best = sorted(ranked[key], key=lambda item: item[0], reverse=True)
         count = seeds if isinstance(seeds, int) else seeds[key[0]]
-        chosen += [{**base, Key.PHASE: "confirm", Key.SEED: seed} for seed in range(count)]
+        for number, (_, config) in enumerate(best[: candidates(size_of(best[0][1]))], start=1):
+            base = {k: v for k, v in config.items() if k != Key.OPTUNA_TRIAL}
+            chosen += [
+                {**base, Key.PHASE: "confirm", Key.CANDIDATE: number, Key.SEED: seed}
+                for seed in range(count)
+            ]
     return chosen
 
 
@@ -60,20 +80,26 @@ def target_seeds(config) -> dict[str, int]:
 
 
 def confirm_budget(config) -> int:
-    """Confirm trials in all: every (target, size, architecture, label) on every seed."""
-    return len(search_labels(config)) * sum(target.seeds for target, _ in config.strata())
+    """Confirm trials in all: every (target, size, architecture, label) on every seed, as
+    many times as its size has candidates."""
+    per_stratum = [
+        target.seeds * config.search.candidates_for(size) for target, size in config.strata()
+    ]
+    return len(search_labels(config)) * sum(per_stratum)
 
 
 def confirm_key(config: dict) -> tuple[str, ...]:
     label = strategy_label(config[Key.STRATEGY], config[Key.FREEZE])
-    target = str(config.get(Key.TARGET, ""))
-    return (target, str(config[Key.SIZE]), str(config[Key.SEED]), config[Key.ARCH], label)
+    target, size, seed = (str(config.get(k, "")) for k in (Key.TARGET, Key.SIZE, Key.SEED))
+    return (target, size, seed, config[Key.ARCH], label, str(config.get(Key.CANDIDATE, 1)))
 
 
 def unconfirmed(client, parent: str, configs: list[dict]) -> list[dict]:
-    """The confirm configurations no trial has finished or failed on yet (lost ones)."""
+    """The confirm configurations no trial has finished or failed on yet (lost ones).
+    Runs of studies from before candidates were numbered count as candidate 1."""
+    defaults = {tracking.TAG_CANDIDATE: "1"}
     handled = {
-        tuple(run.data.tags.get(tag, "") for tag in CONFIRM_KEY_TAGS)
+        tuple(run.data.tags.get(tag, defaults.get(tag, "")) for tag in CONFIRM_KEY_TAGS)
         for run in tracking.child_runs(client, parent, phase="confirm")
         if run.info.status in ("FINISHED", "FAILED")
     }
@@ -90,12 +116,14 @@ def run_confirm(
     finished, so the rest run again in a fresh experiment (`-confirm-1`, ...), which a
     later resume restores in turn.
     """
-    to_confirm = confirm_configs(results, target_seeds(config))
+    to_confirm = confirm_configs(results, target_seeds(config), config.search.candidates_for)
     seeds = "/".join(sorted({str(target.seeds) for target in config.target_list()}))
+    text = candidates_text(config.search)
     log(
-        f"confirm phase: {len(to_confirm)} trials ({seeds} seeds x the best "
-        f"configuration of each (size, architecture, strategy label)"
+        f"confirm phase: {len(to_confirm)} trials ({seeds} seeds x {text}, per (size, "
+        f"architecture, strategy label)"
         + (" of each target)" if config.several_targets() else ")")
+        + ("" if text == "the best configuration" else SELECTION_NOTE)
     )
     pending, attempt = to_confirm, 0
     while pending and attempt <= MAX_CONFIRM_TOPUPS:

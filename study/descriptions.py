@@ -22,6 +22,21 @@ def _range(pair) -> str:
     return f"{pair.low:g}..{pair.high:g}"
 
 
+def candidates_text(search) -> str:
+    """What the confirm phase retrains of each label (search: a SearchConfig): `the best
+    configuration`, or per size bucket, `the best 3 configurations up to 2 per class, the
+    best 1 configuration above`."""
+    buckets = search.confirm_candidates
+    if all(bucket.candidates == 1 for bucket in buckets):
+        return "the best configuration"
+    parts = []
+    for index, bucket in enumerate(buckets):
+        many = "s" if bucket.candidates > 1 else ""
+        where = f" up to {bucket.up_to} per class" if bucket.up_to else " above" if index else ""
+        parts.append(f"the best {bucket.candidates} configuration{many}{where}")
+    return ", ".join(parts)
+
+
 def experiment_description(config, command: str | None = None) -> str:
     """What the study asks and how it is set up (config: a StudyConfig); `command` is how
     it was started (`study run --preset default`), when known."""
@@ -56,7 +71,8 @@ def experiment_description(config, command: str | None = None) -> str:
             f"lp-ft's probe C {config.training.probe_C}; the whole config is the "
             "`config.yaml` artifact of each study run",
             f"- Budget: {search.trials_per_label} trials per (size, architecture, strategy "
-            f"label), then the best of each on every seed",
+            f"label), then {candidates_text(search)} of each on every seed (of several, the "
+            "best mean validation accuracy answers)",
             "",
             "Each study is a parent run (its description is the answer, its pictures are "
             "artifacts); each trial a child run, its training subset under Dataset.",

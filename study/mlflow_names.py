@@ -22,6 +22,9 @@ TAG_STRATEGY = "strategy"  # a registered name (search_spaces.strategies)
 TAG_STRATEGY_LABEL = "strategy_label"  # freeze-b spelled with its boundary: freeze-2
 TAG_FREEZE_BOUNDARY = "freeze_boundary"
 TAG_FREEZE_FRAC = "freeze_frac"
+# confirm runs: which of the label's best search configurations (1: the best on seed 0);
+# study.query keeps, per label, the one with the best mean validation accuracy
+TAG_CANDIDATE = "candidate"
 TAG_TRIAL_ID = "trial_id"
 TAG_TRIAL_STATE = "trial_state"  # completed | pruned | failed | interrupted
 TAG_ERROR = "error"
@@ -59,6 +62,7 @@ TRIAL_PARAMS = (
 )
 # Metrics: these names of the trials' reports (the completed flag is a tag, trial_state)
 METRIC_VAL_ACC = Report.VAL_ACC
+METRIC_BEST_VAL_ACC = Report.BEST_VAL_ACC  # of the epochs so far; the weights tested
 METRIC_TEST_ACC = Report.TEST_ACC
 METRIC_TRAIN_SECONDS = Report.TRAIN_SECONDS
 METRIC_TRAINABLE_PARAMS = Report.TRAINABLE_PARAMS

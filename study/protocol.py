@@ -17,7 +17,7 @@ from study import report, tracking
 from study.config import StudyConfig
 from study.confirm_phase import confirm_budget, run_confirm
 from study.dataset_inputs import training_subsets
-from study.descriptions import experiment_description, study_markdown
+from study.descriptions import candidates_text, experiment_description, study_markdown
 from study.driver import lease, refuse_if_running
 from study.query import study_answer, study_confirm_rows
 from study.resume import study_to_resume
@@ -57,7 +57,8 @@ def open_study_run(
     dumped = config.model_dump(mode="json")
     budget = {
         "tuning_budget": f"{config.search.trials_per_label} trials per "
-        f"({'target, ' if config.several_targets() else ''}size, architecture, strategy label)",
+        f"({'target, ' if config.several_targets() else ''}size, architecture, strategy label); "
+        f"confirmed: {candidates_text(config.search)}",
         "search_trials": search_budget(config),
         "confirm_trials": confirm_budget(config),
     }

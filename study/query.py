@@ -73,6 +73,9 @@ def study_confirm_rows(client: MlflowClient, parent_run_id: str) -> list[dict]:
                 "family": strategy_family(tags[t.TAG_STRATEGY]),
                 "freeze": int(tags[t.TAG_FREEZE_BOUNDARY]),
                 "freeze_frac": float(tags[t.TAG_FREEZE_FRAC]),
+                # Runs of studies before candidates were numbered: each label had one.
+                "candidate": int(tags.get(t.TAG_CANDIDATE, "1")),
+                "val_acc": metrics.get(t.METRIC_BEST_VAL_ACC),
                 "test_acc": metrics[t.METRIC_TEST_ACC],
             }
         )
@@ -83,40 +86,65 @@ def target_of(row: dict) -> str:
     return row.get("target") or row["dataset"]
 
 
+def chosen_candidate(candidates: dict[int, dict[int, dict]]) -> int:
+    """Of a label's confirmed candidates ({candidate: {seed: row}}), the one with the best
+    mean validation accuracy over its seeds (never test accuracy); one with fewer finished
+    seeds only wins when none has more, and between equals the search's better one."""
+
+    def rank(number: int) -> tuple:
+        by_seed = candidates[number]
+        return (len(by_seed), mean_val(by_seed) or 0.0, -number)
+
+    return max(candidates, key=rank)
+
+
 def rank_strategies(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
     """Per (target, size): every (architecture, strategy label) with its accuracy on each
-    seed, the mean and its 95% interval, sorted by mean test accuracy, best first."""
-    grouped: dict[tuple, dict[int, float]] = defaultdict(dict)
-    boundary: dict[tuple, tuple[int | None, float]] = {}
+    seed, the mean and its 95% interval, sorted by mean test accuracy, best first. A label
+    confirmed with several candidate configurations is represented by the one
+    `chosen_candidate` picks on validation accuracy."""
+    grouped: dict[tuple, dict[int, dict[int, dict]]] = defaultdict(lambda: defaultdict(dict))
     datasets: dict[str, str] = {}
     for row in rows:
         datasets[target_of(row)] = row["dataset"]
         key = (target_of(row), row["size"], row["arch"], row["strategy"])
-        grouped[key][int(row["seed"])] = row["test_acc"]
-        boundary[key] = (row.get("family"), row.get("freeze"), row["freeze_frac"])
+        grouped[key][row.get("candidate", 1)][int(row["seed"])] = row
     ranked: dict[tuple[str, str], list[dict]] = defaultdict(list)
-    for key, by_seed in grouped.items():
+    for key, candidates in grouped.items():
         target, size, arch, strategy = key
-        accs = [by_seed[seed] for seed in sorted(by_seed)]
+        chosen = chosen_candidate(candidates)
+        rows_by_seed = candidates[chosen]
+        by_seed = {seed: rows_by_seed[seed]["test_acc"] for seed in sorted(rows_by_seed)}
+        accs = list(by_seed.values())
         interval = mean_interval(accs)
+        some = next(iter(rows_by_seed.values()))
         ranked[(target, size)].append(
             {
                 "arch": arch,
                 "strategy": strategy,
-                "family": boundary[key][0],
-                "freeze": boundary[key][1],
-                "freeze_frac": boundary[key][2],
+                "family": some.get("family"),
+                "freeze": some.get("freeze"),
+                "freeze_frac": some["freeze_frac"],
                 "test_acc": statistics.fmean(accs),
                 "test_acc_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
                 "ci95": list(interval) if interval else None,
                 "seeds": len(accs),
-                "per_seed": {str(seed): by_seed[seed] for seed in sorted(by_seed)},
+                "per_seed": {str(seed): acc for seed, acc in by_seed.items()},
                 "dataset": datasets[target],
+                "candidate": chosen,
+                "candidates_val_acc": {
+                    str(number): mean_val(candidates[number]) for number in sorted(candidates)
+                },
             }
         )
     for entries in ranked.values():
         entries.sort(key=lambda e: (-e["test_acc"], e["arch"], e["strategy"]))
     return ranked
+
+
+def mean_val(by_seed: dict[int, dict]) -> float | None:
+    vals = [row["val_acc"] for row in by_seed.values() if row.get("val_acc") is not None]
+    return statistics.fmean(vals) if vals else None
 
 
 def compare_with_best(entries: list[dict]) -> None:

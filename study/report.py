@@ -122,6 +122,7 @@ def ranking_table(answer: list[dict]) -> str:
             "Holm p",
             "top group",
             "seeds",
+            "candidate (val acc)",
         )
     ]
     for item in answer:
@@ -139,9 +140,19 @@ def ranking_table(answer: list[dict]) -> str:
                     f"{vs['p_holm']:.3f}" if vs else "-",
                     "yes" if entry.get("top_group") else "no",
                     str(entry["seeds"]),
+                    candidate_cell(entry),
                 )
             )
     return _columns(rows)
+
+
+def candidate_cell(entry: dict) -> str:
+    """`2 of 3 (0.751)`: which of the label's confirmed candidates answers, and its mean
+    validation accuracy over the seeds; `1 of 1` where the search's best was the only one."""
+    values = entry.get("candidates_val_acc") or {}
+    number = entry.get("candidate", 1)
+    val = values.get(str(number))
+    return f"{number} of {max(len(values), 1)}" + ("" if val is None else f" ({val:.3f})")
 
 
 # The pictures of the answer, at the run's artifact root: the first thing the run page's

@@ -25,7 +25,8 @@ from trainables.contract import Key, Report, is_completed
 
 
 def trial_tags(config: dict, stages: int, label: str) -> dict[str, str]:
-    return {
+    candidate = {t.TAG_CANDIDATE: str(config[Key.CANDIDATE])} if Key.CANDIDATE in config else {}
+    return candidate | {
         t.TAG_RUN_TYPE: "trial",
         t.TAG_PHASE: config[Key.PHASE],
         t.TAG_TARGET: str(config.get(Key.TARGET, "")),
@@ -41,9 +42,10 @@ def trial_tags(config: dict, stages: int, label: str) -> dict[str, str]:
 
 
 def run_name(config: dict, label: str, trial_id: str) -> str:
+    candidate = f"-candidate{config[Key.CANDIDATE]}" if Key.CANDIDATE in config else ""
     return (
         f"{config[Key.PHASE]}-{config.get(Key.TARGET, '')}-size{config[Key.SIZE]}-{config[Key.ARCH]}-"
-        f"{label}-seed{config[Key.SEED]}-{trial_id}"
+        f"{label}{candidate}-seed{config[Key.SEED]}-{trial_id}"
     )
 
 

@@ -37,6 +37,10 @@ CASES = {
         {"target": {"dataset": "mnist"}},
         ["`target.dataset`", "unknown target dataset 'mnist'", "imagefolder:<path>"],
     ),
+    "more confirm candidates than searched configurations": (
+        {"search": {"trials_per_label": 2, "confirm_candidates": [{"candidates": 3}]}},
+        ["confirm_candidates: 3 per label", "searches 2", "candidates must be 1..2"],
+    ),
     "missing image folder": (
         {"target": {"dataset": "imagefolder:no/such/folder"}},
         ["imagefolder: no/such/folder does not exist"],

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from study.query import best_per_size
-from study.report import best_freeze_table
+from study.report import best_freeze_table, ranking_table
 
 
 def row(size, strategy, acc, seed, arch="lenet5"):
@@ -101,3 +101,25 @@ def test_pretraining_gain_pairs_the_best_pretrained_with_the_best_scratch_seed_b
     assert gain["pretrained"] == "lenet5 freeze-2" and gain["scratch"] == "lenet5 scratch"
     assert abs(gain["diff"] - 0.12) < 1e-9 and gain["clear"] is True
     assert "+0.120" in best_freeze_table([one])
+
+
+def test_of_a_labels_candidates_the_best_mean_validation_accuracy_answers_never_test():
+    """Candidate 2 is better on validation over the seeds (though worse on seed 0, where
+    the search chose candidate 1) and worse on test: the label's answer is candidate 2's
+    test accuracies. A candidate with a lost seed loses to one with every seed."""
+    vals = {1: [0.80, 0.60, 0.61], 2: [0.78, 0.70, 0.71], 3: [0.99, 0.99]}
+    tests = {1: [0.90, 0.90, 0.90], 2: [0.70, 0.72, 0.74], 3: [0.99, 0.99]}
+    rows = [
+        {**row("1", "finetune", test, seed), "candidate": number, "val_acc": val}
+        for number in vals
+        for seed, (val, test) in enumerate(zip(vals[number], tests[number], strict=True))
+    ]
+    (one,) = best_per_size(rows)
+    best = one["best"]
+    assert best["candidate"] == 2 and best["per_seed"] == {"0": 0.70, "1": 0.72, "2": 0.74}
+    assert abs(best["test_acc"] - 0.72) < 1e-9 and best["seeds"] == 3
+    assert set(best["candidates_val_acc"]) == {"1", "2", "3"}
+    assert "2 of 3 (0.730)" in ranking_table([one])  # `best-freeze --all` says which
+    # Rows without candidates (a study from before them) are each label's only one.
+    (old,) = best_per_size([row("1", "finetune", 0.5, seed) for seed in range(2)])
+    assert old["best"]["candidate"] == 1 and old["best"]["seeds"] == 2

@@ -40,6 +40,16 @@ TWO = {
     "resources": {"cpu_per_trial": 1},
 }
 
+# TWO with 2 trials per label, whose best 2 are confirmed at 1 per class (textures), 1 above
+CANDIDATES = {
+    **TWO,
+    "search": {
+        **TWO["search"],
+        "trials_per_label": 2,
+        "confirm_candidates": [{"up_to": 1, "candidates": 2}, {"up_to": None, "candidates": 1}],
+    },
+}
+
 
 # --- the config ----------------------------------------------------------------------------
 
@@ -56,6 +66,8 @@ def test_targets_is_a_list_and_target_stays_valid_for_one():
     assert not smoke.several_targets() and smoke.sizes() == [2]
     assert search_budget(two) == 3 * 3  # 3 labels x 3 strata, one trial each
     assert confirm_budget(two) == 3 * 3 * 2
+    # Best 2 at 1 per class (textures only), 1 above: 3 labels x 2 seeds x (1 + 2 + 1)
+    assert confirm_budget(parse_config(CANDIDATES, "test")) == 3 * 2 * 4
 
 
 @pytest.mark.parametrize(
@@ -140,6 +152,37 @@ def test_confirm_picks_the_best_per_target_and_runs_each_targets_seeds():
     assert target_seeds(parse_config(TWO, "x")) == {"digits": 2, "textures": 2}
 
 
+def test_confirm_retrains_each_labels_best_candidates_where_the_size_asks():
+    def result(size, trial, acc, completed=True):
+        config = {
+            Key.SIZE: size,
+            Key.ARCH: "lenet5",
+            Key.STRATEGY: "finetune",
+            Key.FREEZE: 0,
+            Key.LR: trial / 10,
+            Key.OPTUNA_TRIAL: trial,
+        }
+        return RecoveredResult(config, {Report.BEST_VAL_ACC: acc, Report.COMPLETED: completed})
+
+    results = [result(1, t, acc) for t, acc in enumerate([0.5, 0.7, 0.6, 0.7])]
+    results += [result(1, 4, 0.9, completed=False)]  # stopped early: ranks below the rest
+    results += [result("all", t, acc) for t, acc in enumerate([0.8, 0.9])]
+    chosen = confirm_configs(results, 2, parse_config(CANDIDATES, "x").search.candidates_for)
+    # Size 1: the two best completed trials (the earlier of the tied 0.7 first), each on
+    # both seeds, numbered 1 and 2; size all: its best only.
+    assert [
+        (c[Key.SIZE], round(c[Key.LR] * 10), c[Key.CANDIDATE], c[Key.SEED]) for c in chosen
+    ] == [
+        (1, 1, 1, 0),
+        (1, 1, 1, 1),
+        (1, 3, 2, 0),
+        (1, 3, 2, 1),
+        ("all", 1, 1, 0),
+        ("all", 1, 1, 1),
+    ]
+    assert all(c[Key.PHASE] == "confirm" and Key.OPTUNA_TRIAL not in c for c in chosen)
+
+
 def test_the_textures_are_ten_classes_drawn_the_same_for_a_seed():
     from trainables.datasets.textures import CLASSES, render_textures
 
@@ -196,7 +239,8 @@ def test_a_target_of_the_sources_own_classes_is_more_similar_than_the_distant_on
 @pytest.mark.ray
 @pytest.mark.slow
 def test_a_two_target_study_answers_per_target_and_size_and_tags_every_run(tmp_path):
-    (tmp_path / "two.yaml").write_text(json.dumps(TWO))
+    """TWO with 2 trials per label, the best 2 of each label confirmed at 1 per class."""
+    (tmp_path / "two.yaml").write_text(json.dumps(CANDIDATES))
     done = run_cli(["run", "--config", "two.yaml"], cwd=tmp_path, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
@@ -205,14 +249,14 @@ def test_a_two_target_study_answers_per_target_and_size_and_tags_every_run(tmp_p
     children = client.search_runs(
         [experiment.experiment_id], f"tags.{MLFLOW_PARENT_RUN_ID} = '{parent.info.run_id}'"
     )
-    config = parse_config(TWO, "x")
+    config = parse_config(CANDIDATES, "x")
     assert len(children) == search_budget(config) + confirm_budget(config)
     assert {r.data.tags[t.TAG_TARGET] for r in children} == {"digits", "textures"}
     assert all(r.data.tags.get(t.TAG_TARGET) for r in children)
     assert all(r.data.params[Key.TARGET] == r.data.tags[t.TAG_TARGET] for r in children)
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
-    assert len(names) == search_budget(config)  # one trial per stratum: a study each
+    assert len(names) == len(search_labels(config)) * len(config.strata())  # a study each
     metrics = parent.data.metrics
     similarity = {name: metrics[t.similarity_metric(name, "lenet5")] for name in TWO_NAMES}
     assert all(0 < value <= 1 for value in similarity.values())
@@ -226,7 +270,28 @@ def test_a_two_target_study_answers_per_target_and_size_and_tags_every_run(tmp_p
         ("textures", "1"),
         ("textures", "2"),
     ]
+    confirm = [r for r in children if r.data.tags[t.TAG_PHASE] == "confirm"]
     for item in answer:
+        for entry in item["ranking"]:  # each label: its candidate best on validation
+            runs = {
+                (int(r.data.tags[t.TAG_CANDIDATE]), r.data.tags[t.TAG_SEED]): r.data.metrics
+                for r in confirm
+                if r.data.tags[t.TAG_TARGET] == item["target"]
+                and r.data.tags[t.TAG_SIZE] == item["size"]
+                and r.data.tags[t.TAG_STRATEGY_LABEL] == entry["strategy"]
+            }
+            numbers = {number for number, _ in runs}
+            assert numbers == ({1, 2} if item["size"] == "1" else {1})
+            val = {
+                n: sum(m[t.METRIC_BEST_VAL_ACC] for (c, _), m in runs.items() if c == n)
+                for n in numbers
+            }
+            assert val[entry["candidate"]] == max(val.values())
+            assert entry["per_seed"] == {
+                seed: m[t.METRIC_TEST_ACC]
+                for (c, seed), m in runs.items()
+                if c == entry["candidate"]
+            }
         assert item["similarity"] == {"lenet5": pytest.approx(similarity[item["target"]])}
         assert len(item["best"]["per_seed"]) == 2
         fraction = item["best_freeze_fraction"]

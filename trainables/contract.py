@@ -51,9 +51,10 @@ class Key:
     OPTUNA_TRIAL = "optuna_trial"
     STRATUM = "stratum"  # the Optuna study (target, size, architecture, label) it came from
     TARGET = "target"  # the target's name (study.config TargetConfig.key): which data to train on
+    CANDIDATE = "candidate"  # confirm: the label's n-th best search configuration (1: best)
 
 
-DRIVER_KEYS = (Key.PHASE, Key.DATASET, Key.OPTUNA_TRIAL, Key.STRATUM, Key.TARGET)
+DRIVER_KEYS = (Key.PHASE, Key.DATASET, Key.OPTUNA_TRIAL, Key.STRATUM, Key.TARGET, Key.CANDIDATE)
 
 
 class Report:
