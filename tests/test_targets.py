@@ -14,7 +14,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from study import tracking as t
 from study.config import ConfigError
 from study.config_file import load_preset, parse_config
-from study.confirm_phase import confirm_budget, confirm_configs, target_seeds
+from study.confirm_phase import confirm_budget, confirm_configs, target_seeds, unconfirmed
 from study.report import PICTURES
 from study.search_phase import make_searcher, search_budget, search_labels
 from study.searcher import RecoveredResult
@@ -302,3 +302,44 @@ def test_a_two_target_study_answers_per_target_and_size_and_tags_every_run(tmp_p
 
 
 TWO_NAMES = ("digits", "textures")
+
+
+def test_a_lost_confirm_trial_is_found_by_its_candidate_too(tmp_path):
+    """Resume reruns exactly the confirm configurations without a finished run: candidate 2
+    of a label whose candidate 1 finished is still missing; a run from a store of before
+    candidates (no tag) counts as candidate 1."""
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.create_experiment("lost")
+    parent = client.create_run(experiment).info.run_id
+
+    def config(seed, candidate):
+        return {
+            Key.TARGET: "digits",
+            Key.SIZE: 1,
+            Key.SEED: seed,
+            Key.ARCH: "lenet5",
+            Key.STRATEGY: "finetune",
+            Key.FREEZE: 0,
+            Key.CANDIDATE: candidate,
+        }
+
+    def finished_run(seed, candidate=None):
+        tags = {
+            MLFLOW_PARENT_RUN_ID: parent,
+            t.TAG_PHASE: "confirm",
+            t.TAG_TARGET: "digits",
+            t.TAG_SIZE: "1",
+            t.TAG_SEED: str(seed),
+            t.TAG_ARCH: "lenet5",
+            t.TAG_STRATEGY_LABEL: "finetune",
+        }
+        if candidate is not None:
+            tags[t.TAG_CANDIDATE] = str(candidate)
+        run = client.create_run(experiment, tags=tags)
+        client.set_terminated(run.info.run_id, "FINISHED")
+
+    finished_run(0, candidate=1)
+    finished_run(1)  # no candidate tag: an earlier study's run, candidate 1
+    finished_run(0, candidate=2)
+    configs = [config(seed, candidate) for candidate in (1, 2) for seed in (0, 1)]
+    assert unconfirmed(client, parent, configs) == [config(1, 2)]
