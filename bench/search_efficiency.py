@@ -50,11 +50,12 @@ from bench.common import ratio_line
 from bench.in_study import ray_and_folder, run_in_study, source_states, study_world
 from search_spaces.strategies import get_strategy, strategy_label
 from search_spaces.transfer import define_label, grid_points
-from study.config import StepBucket, StudyConfig
+from study.config import StudyConfig
 from study.config_file import load_preset
 from study.confirm_phase import confirm_configs
 from study.search_phase import run_search, search_labels, stratum_constants, trial_config
 from study.searcher import OBJECTIVE
+from study.size_buckets import StepBucket
 from study.sources import pretrain_sources
 from study.target import load_checked_target
 from trainables.contract import Key, Report, is_completed

@@ -20,6 +20,7 @@ from pydantic import (
 from search_spaces.strategies import list_strategies
 from search_spaces.transfer import Ranges
 from study.config_base import ConfigError, Strict
+from study.size_buckets import CandidateBucket, StepBucket, check_last_open, for_size
 from study.target_config import TargetConfig
 
 __all__ = ["ConfigError", "Strict", "StudyConfig", "TargetConfig"]  # and the sections
@@ -64,39 +65,6 @@ class SourceConfig(Strict):
     lr: Positive = 0.05
     weight_decay: float = Field(5e-4, ge=0)
     seed: int = Field(0, ge=0)
-
-
-class SizeBucket(Strict):
-    """A setting for subsets with at most `up_to` examples per class (None: any size);
-    a list of buckets is read first match first, and its last one is open (`up_to: null`)."""
-
-    up_to: int | None = Field(None, ge=1)
-
-
-def for_size(buckets: list, size: int | None):
-    """The first bucket that holds `size` (None: 'all' per class)."""
-    for bucket in buckets:
-        if bucket.up_to is None or (size is not None and size <= bucket.up_to):
-            return bucket
-    raise AssertionError("unreachable: last bucket is open")
-
-
-def check_last_open(buckets: list, where: str) -> None:
-    if buckets[-1].up_to is not None:
-        raise ValueError(f"the last {where} bucket must have up_to: null (any size)")
-
-
-class StepBucket(SizeBucket):
-    """Training length (optimizer steps) of a trial on subsets of this size."""
-
-    steps: int = Field(ge=1)
-
-
-class CandidateBucket(SizeBucket):
-    """How many of a label's best search configurations the confirm phase retrains on
-    every seed, at this size: the one with the best mean validation accuracy answers."""
-
-    candidates: int = Field(ge=1)
 
 
 class TrainingConfig(Strict):
