@@ -14,14 +14,13 @@ from collections.abc import Callable
 
 from search_spaces.strategies import strategy_label
 from study import tracking
-from study.descriptions import candidates_text
+from study.descriptions import candidates_text, selection_note
 from study.progress import PhaseProgress
 from study.search_phase import search_labels
 from study.searcher import OBJECTIVE
 from study.tuner import confirm_tuner
-from trainables.contract import Key, is_completed
+from trainables.contract import Key, is_completed, parse_size
 
-SELECTION_NOTE = "; of a label's candidates, the best mean validation accuracy answers"
 MAX_CONFIRM_TOPUPS = 3  # reruns of lost confirm trials before the study reports what it has
 CONFIRM_KEY_TAGS = (
     tracking.TAG_TARGET,
@@ -29,13 +28,7 @@ CONFIRM_KEY_TAGS = (
     tracking.TAG_SEED,
     tracking.TAG_ARCH,
     tracking.TAG_STRATEGY_LABEL,
-    tracking.TAG_CANDIDATE,
-)
-
-
-def size_of(config: dict) -> int | None:
-    """A trial config's size as the study config's buckets read it (None: all)."""
-    return None if config[Key.SIZE] == "all" else int(config[Key.SIZE])
+)  # and the candidate (tracking.run_candidate)
 
 
 def confirm_configs(
@@ -65,7 +58,9 @@ def confirm_configs(
     for key in sorted(ranked):
         best = sorted(ranked[key], key=lambda item: item[0], reverse=True)
         count = seeds if isinstance(seeds, int) else seeds[key[0]]
-        for number, (_, config) in enumerate(best[: candidates(size_of(best[0][1]))], start=1):
+        for number, (_, config) in enumerate(
+            best[: candidates(parse_size(best[0][1][Key.SIZE]))], start=1
+        ):
             base = {k: v for k, v in config.items() if k != Key.OPTUNA_TRIAL}
             chosen += [
                 {**base, Key.PHASE: "confirm", Key.CANDIDATE: number, Key.SEED: seed}
@@ -91,15 +86,16 @@ def confirm_budget(config) -> int:
 def confirm_key(config: dict) -> tuple[str, ...]:
     label = strategy_label(config[Key.STRATEGY], config[Key.FREEZE])
     target, size, seed = (str(config.get(k, "")) for k in (Key.TARGET, Key.SIZE, Key.SEED))
-    return (target, size, seed, config[Key.ARCH], label, str(config.get(Key.CANDIDATE, 1)))
+    return (target, size, seed, config[Key.ARCH], label, str(config[Key.CANDIDATE]))
 
 
 def unconfirmed(client, parent: str, configs: list[dict]) -> list[dict]:
-    """The confirm configurations no trial has finished or failed on yet (lost ones).
-    Runs of studies from before candidates were numbered count as candidate 1."""
-    defaults = {tracking.TAG_CANDIDATE: "1"}
+    """The confirm configurations no trial has finished or failed on yet (lost ones)."""
     handled = {
-        tuple(run.data.tags.get(tag, defaults.get(tag, "")) for tag in CONFIRM_KEY_TAGS)
+        (
+            *(run.data.tags.get(tag, "") for tag in CONFIRM_KEY_TAGS),
+            tracking.run_candidate(run.data.tags),
+        )
         for run in tracking.child_runs(client, parent, phase="confirm")
         if run.info.status in ("FINISHED", "FAILED")
     }
@@ -118,12 +114,11 @@ def run_confirm(
     """
     to_confirm = confirm_configs(results, target_seeds(config), config.search.candidates_for)
     seeds = "/".join(sorted({str(target.seeds) for target in config.target_list()}))
-    text = candidates_text(config.search)
     log(
-        f"confirm phase: {len(to_confirm)} trials ({seeds} seeds x {text}, per (size, "
-        f"architecture, strategy label)"
+        f"confirm phase: {len(to_confirm)} trials ({seeds} seeds x "
+        f"{candidates_text(config.search)}, per (size, architecture, strategy label)"
         + (" of each target)" if config.several_targets() else ")")
-        + ("" if text == "the best configuration" else SELECTION_NOTE)
+        + selection_note(config.search)
     )
     pending, attempt = to_confirm, 0
     while pending and attempt <= MAX_CONFIRM_TOPUPS:

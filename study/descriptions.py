@@ -37,6 +37,12 @@ def candidates_text(search) -> str:
     return ", ".join(parts)
 
 
+def selection_note(search) -> str:
+    """How a label's candidates are decided between, where it has several ('' otherwise)."""
+    several = any(bucket.candidates > 1 for bucket in search.confirm_candidates)
+    return "; of a label's candidates, the best mean validation accuracy answers" if several else ""
+
+
 def experiment_description(config, command: str | None = None) -> str:
     """What the study asks and how it is set up (config: a StudyConfig); `command` is how
     it was started (`study run --preset default`), when known."""
@@ -71,8 +77,8 @@ def experiment_description(config, command: str | None = None) -> str:
             f"lp-ft's probe C {config.training.probe_C}; the whole config is the "
             "`config.yaml` artifact of each study run",
             f"- Budget: {search.trials_per_label} trials per (size, architecture, strategy "
-            f"label), then {candidates_text(search)} of each on every seed (of several, the "
-            "best mean validation accuracy answers)",
+            f"label), then {candidates_text(search)} of each on every seed"
+            f"{selection_note(search)}",
             "",
             "Each study is a parent run (its description is the answer, its pictures are "
             "artifacts); each trial a child run, its training subset under Dataset.",

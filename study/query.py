@@ -73,8 +73,7 @@ def study_confirm_rows(client: MlflowClient, parent_run_id: str) -> list[dict]:
                 "family": strategy_family(tags[t.TAG_STRATEGY]),
                 "freeze": int(tags[t.TAG_FREEZE_BOUNDARY]),
                 "freeze_frac": float(tags[t.TAG_FREEZE_FRAC]),
-                # Runs of studies before candidates were numbered: each label had one.
-                "candidate": int(tags.get(t.TAG_CANDIDATE, "1")),
+                "candidate": int(t.run_candidate(tags)),
                 "val_acc": metrics.get(t.METRIC_BEST_VAL_ACC),
                 "test_acc": metrics[t.METRIC_TEST_ACC],
             }

@@ -149,10 +149,9 @@ def ranking_table(answer: list[dict]) -> str:
 def candidate_cell(entry: dict) -> str:
     """`2 of 3 (0.751)`: which of the label's confirmed candidates answers, and its mean
     validation accuracy over the seeds; `1 of 1` where the search's best was the only one."""
-    values = entry.get("candidates_val_acc") or {}
-    number = entry.get("candidate", 1)
-    val = values.get(str(number))
-    return f"{number} of {max(len(values), 1)}" + ("" if val is None else f" ({val:.3f})")
+    number, values = entry["candidate"], entry["candidates_val_acc"]
+    val = values[str(number)]
+    return f"{number} of {len(values)}" + ("" if val is None else f" ({val:.3f})")
 
 
 # The pictures of the answer, at the run's artifact root: the first thing the run page's

@@ -131,6 +131,12 @@ def trials_train_seconds(client: MlflowClient, parent_run_id: str) -> float:
     return sum(run.data.metrics.get(METRIC_TRAIN_SECONDS, 0.0) for run in runs)
 
 
+def run_candidate(tags: dict) -> str:
+    """A confirm run's candidate number (TAG_CANDIDATE); runs of studies from before
+    candidates were numbered had one configuration per label: "1"."""
+    return tags.get(TAG_CANDIDATE, "1")
+
+
 def child_runs(
     client: MlflowClient, parent_run_id: str, phase: str | None = None, status: str | None = None
 ) -> list:

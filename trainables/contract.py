@@ -111,9 +111,15 @@ class TrialConfig:
         if missing:
             raise ValueError(f"trial config lacks {', '.join(missing)}")
         values = {f.name: config[f.name] for f in fields(cls) if f.name in config}
-        values[Key.SIZE] = None if values[Key.SIZE] in (None, "all") else int(values[Key.SIZE])
+        values[Key.SIZE] = parse_size(values[Key.SIZE])
         values[Key.AUGMENT] = parse_augment(values.get(Key.AUGMENT, ()))
         return cls(**values)
+
+
+def parse_size(value) -> int | None:
+    """A config's size (examples per class) as trials and size buckets read it: 'all' (or
+    None) -> None, else the int."""
+    return None if value in (None, "all") else int(value)
 
 
 def parse_augment(value) -> tuple[str, ...]:
