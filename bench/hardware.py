@@ -4,7 +4,7 @@ matmul peak, both measured in this run.
 The step is the trial's own (trainables.loops.train_steps with the Adam optimizer of the
 default study) on random 3x64x64 images, batch 128, float32, 10 classes. Its work is
 counted, not timed: FLOPs of one forward pass from the same counter as `study archs`
-(study.archs_table.forward_flops: 2 FLOPs per multiply-accumulate, convolutions and
+(study.cli.archs.forward_flops: 2 FLOPs per multiply-accumulate, convolutions and
 matrix products only), times 3 for forward + backward (the backward pass computes the
 gradients of both the inputs and the weights, each about one forward's work). So
 
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import torch
 
 from bench.common import bare_steps, ratio_line, seconds_of
-from study.archs_table import forward_flops
+from study.cli.archs import forward_flops
 from trainables.registry import get_arch
 
 ARCH, IMAGE, CLASSES, CHANNELS = "resnet18", 64, 10, 3

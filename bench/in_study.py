@@ -1,7 +1,7 @@
 """The study machinery set up for a benchmark, as `study run` sets it up: a local Ray
-runtime (study.runtime.local_ray), an MLflow experiment and parent run on a temp SQLite
-store, the MLflow trial callback (study.trial_logger), and the confirm phase's Tuner
-(study.tuner.confirm_tuner: `tune_trial` with reports, checkpoints every
+runtime (study.tuning.runtime.local_ray), an MLflow experiment and parent run on a temp SQLite
+store, the MLflow trial callback (study.tracking.trial_logger), and the confirm phase's Tuner
+(study.tuning.tuner.confirm_tuner: `tune_trial` with reports, checkpoints every
 `checkpoint_every` reports, reuse_actors) running a fixed list of trial configurations.
 Everything lives in a temp folder removed afterwards.
 """
@@ -19,13 +19,13 @@ import torch
 from ray import tune
 
 from search_spaces.strategies import strategy_label
-from study import tracking
-from study.config import StudyConfig
-from study.config_file import load_preset
-from study.runtime import local_ray
-from study.search_phase import stratum_constants
-from study.trial_logger import MlflowTrialLogger
-from study.tuner import confirm_tuner
+from study.config.files import load_preset
+from study.config.schema import StudyConfig
+from study.stages.search import stratum_constants
+from study.tracking import client as tracking
+from study.tracking.trial_logger import MlflowTrialLogger
+from study.tuning.runtime import local_ray
+from study.tuning.tuner import confirm_tuner
 from trainables.contract import Key
 from trainables.registry import get_arch
 

@@ -47,7 +47,7 @@ from bench.in_study import (
     study_world,
     trial_configs,
 )
-from study.config import FaultToleranceConfig
+from study.config.schema import FaultToleranceConfig
 from trainables.contract import TrialConfig
 from trainables.datasets import load_target
 from trainables.loops import accuracy, make_optimizer, train_steps

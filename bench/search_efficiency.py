@@ -8,15 +8,15 @@ searches of the same space, each followed by the same confirmation:
   over the preset's range as the study spreads its first trials
   (search_spaces.transfer.grid_points); every other parameter at the middle of its range
   (log scale; knn's metric: euclidean). Every trial runs to the end, through the study's
-  Tuner (study.tuner.confirm_tuner running the fixed list, bench/in_study.py).
-- study: the study's search phase as `study run` runs it (study.search_phase.run_search:
+  Tuner (study.tuning.tuner.confirm_tuner running the fixed list, bench/in_study.py).
+- study: the study's search phase as `study run` runs it (study.stages.search.run_search:
   one Optuna TPE study per label with the preset's `trials_per_label`, Ray Tune), with
   ASHA inside each label (`search.early_stopping: true`; the preset itself leaves it off).
 
 Each side's best trial is chosen by validation accuracy alone (the study's rule,
-study.confirm_phase: trials that ran to the end first, then best validation accuracy,
+study.stages.confirm: trials that ran to the end first, then best validation accuracy,
 then the earlier trial) and confirmed as the study's confirm phase confirms a label's best
-(study.confirm_phase.confirm_configs: retrained on each of the preset's seeds); its
+(study.stages.confirm.confirm_configs: retrained on each of the preset's seeds); its
 confirmed accuracy is the mean test accuracy over those seeds. Test accuracy is read,
 never used to choose.
 
@@ -26,7 +26,7 @@ steps up to its last report); a classical head (logreg, svm, knn) counts its one
 pass over the training subset as ceil(training images / batch size) steps (an overcount:
 a forward pass is about a third of a training step's work). Validation passes are not
 counted on either side. Real source weights come from the study's pretrain stage
-(study.sources.pretrain_sources: cached in `pretrained/` under the working folder, as
+(study.stages.pretrain.pretrain_sources: cached in `pretrained/` under the working folder, as
 `study run` caches them). `--quick` checks the machinery only: size 2, lenet5 with 4
 strategies, 2 values and 2 trials per label, 8 steps, 1 seed, stand-in random weights.
 
@@ -50,14 +50,14 @@ from bench.common import ratio_line
 from bench.in_study import ray_and_folder, run_in_study, source_states, study_world
 from search_spaces.strategies import get_strategy, strategy_label
 from search_spaces.transfer import define_label, grid_points
-from study.config import StudyConfig
-from study.config_file import load_preset
-from study.confirm_phase import confirm_configs
-from study.search_phase import run_search, search_labels, stratum_constants, trial_config
-from study.searcher import OBJECTIVE
-from study.size_buckets import StepBucket
-from study.sources import pretrain_sources
-from study.target import load_checked_target
+from study.config.files import load_preset
+from study.config.schema import StudyConfig
+from study.config.size_buckets import StepBucket
+from study.stages.confirm import confirm_configs
+from study.stages.load import load_checked_target
+from study.stages.pretrain import pretrain_sources
+from study.stages.search import run_search, search_labels, stratum_constants, trial_config
+from study.tuning.searcher import OBJECTIVE
 from trainables.contract import Key, Report, is_completed
 from trainables.train import step_chunks
 

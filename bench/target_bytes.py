@@ -16,8 +16,8 @@ import pickle
 
 import numpy as np
 
-from study.config_file import load_preset
-from study.target import load_checked_target, target_preprocessing
+from study.config.files import load_preset
+from study.stages.load import load_checked_target, target_preprocessing
 from trainables.datasets.registry import Request
 from trainables.datasets.torchvision import from_arrays
 

@@ -16,7 +16,7 @@ put Optuna's parameter names inside the trial code. Like the architecture regist
 (trainables.registry): a duplicate name raises, an unknown name raises a ValueError
 listing the registered ones. Registration order is the default `search.strategies`
 order, which orders the labels, numbers their Optuna studies and so seeds their samplers
-(study.search_phase.make_searcher): append, never reorder, or a rerun's answer changes.
+(study.stages.search.make_searcher): append, never reorder, or a rerun's answer changes.
 """
 
 from __future__ import annotations

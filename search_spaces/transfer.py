@@ -2,7 +2,7 @@
 freeze boundary), each tuned over its own rates.
 
 Every label (`Label`: `freeze-b` is one per boundary b) has an Optuna study of its own
-(study.search_phase); its configuration is asked define-by-run (`define_label`), so a
+(study.stages.search); its configuration is asked define-by-run (`define_label`), so a
 parameter exists only where it matters: the backbone multiplier only when a pretrained
 backbone is partly trained, C only for logreg/svm, k only for knn. Which strategy does
 what is its registered spec (search_spaces.strategies); this module asks in the same
@@ -45,7 +45,7 @@ class Ranges:
 
 def define_label(trial, arch: str, strategy: str, freeze: int, ranges: Ranges = Ranges()) -> dict:
     """Suggest one configuration of a fixed (architecture, strategy, boundary): what a
-    study tunes for every strategy label with a budget of its own (study.search_phase).
+    study tunes for every strategy label with a budget of its own (study.stages.search).
 
     The order of the suggest calls is part of the study's answer (TPE models the
     parameters it has seen, by name): the shared rates, then the strategy's own."""

@@ -2,6 +2,6 @@
 
 import sys
 
-from study.cli import main
+from study.cli.commands import main
 
 sys.exit(main())

@@ -1,6 +1,6 @@
 """Entry point that works as `python study/run.py ...` and as the file `ray submit` copies.
 
-`ray submit cluster.yaml study/run.py -- --config study/presets/<name>.yaml` copies this
+`ray submit cluster.yaml study/run.py -- --config study/config/presets/<name>.yaml` copies this
 file alone to the head node and runs it there, where the project is installed; so this
 file only hands its arguments to the CLI. With no sub-command it means `study run`.
 """
@@ -18,7 +18,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
 if (here.parent / "study" / "__init__.py").is_file():
     sys.path.insert(0, str(here.parent))
 
-from study.cli import main  # noqa: E402
+from study.cli.commands import main  # noqa: E402
 
 COMMANDS = {"run", "best-freeze", "archs", "pretrain", "validate", "ui", "-h", "--help"}
 

@@ -47,11 +47,11 @@ def workdir(tmp_path, monkeypatch) -> Path:
 
 @pytest.fixture
 def cli_in_process(workdir, monkeypatch, capsys):
-    """`study ARGS` in `workdir` as the function the command runs (study.cli.main), in this
+    """`study ARGS` in `workdir` as the function the command runs (study.cli.commands.main), in this
     process, with `env` added to a clean environment: the same exit code and output as
     run_cli without a new interpreter importing torch, MLflow and Ray (seconds) per call;
     for the long tables of bad input. run_cli stays the command as users run it."""
-    from study.cli import main
+    from study.cli.commands import main
 
     def call(args: list[str], env: dict[str, str] | None = None):
         for name in set(os.environ) - set(cli_env()):

@@ -10,8 +10,8 @@ import json
 import pytest
 from torchvision.models import get_weight
 
-from study.archs_table import run
-from study.cli import build_parser, cmd_archs
+from study.cli.archs import run
+from study.cli.commands import build_parser, cmd_archs
 from trainables.registry import get_arch, list_archs
 
 

@@ -6,7 +6,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from study.config_file import preset_names
+from study.config.files import preset_names
 from tests.conftest import ROOT, run_cli
 
 CASES = {

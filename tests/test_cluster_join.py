@@ -15,10 +15,10 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from study import tracking as t
-from study.config_file import load_preset
-from study.confirm_phase import confirm_budget
-from study.search_phase import search_budget
+from study.config.files import load_preset
+from study.stages.confirm import confirm_budget
+from study.stages.search import search_budget
+from study.tracking import client as t
 from tests.conftest import ROOT
 from tests.namespace import clean_env, needs_namespaces, run_in_namespace
 

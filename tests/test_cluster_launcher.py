@@ -22,7 +22,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from study import tracking as t
+from study.tracking import client as t
 from tests.conftest import ROOT
 from tests.namespace import VENV_BIN, clean_env, needs_namespaces, run_in_namespace
 from tests.test_cluster_join import NODES_PY

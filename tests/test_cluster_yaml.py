@@ -9,10 +9,10 @@ import pytest
 import yaml
 from ray.autoscaler._private.util import prepare_config, validate_config
 
-from study.cluster import URL
-from study.config import ConfigError
-from study.config_file import load_preset, parse_config
-from study.stores import password
+from study.cli.cluster_file import URL
+from study.config.files import load_preset, parse_config
+from study.errors import ConfigError
+from study.stores.urls import password
 from tests.conftest import ROOT
 
 CLUSTER_FILES = ["cluster.yaml", "cluster.local.yaml"]
@@ -131,7 +131,7 @@ def test_urls_from_the_environment_are_used_and_never_shown(monkeypatch):
 
 
 def test_gpu_cluster_preset_fits_both_cluster_files():
-    from study.cluster import cluster_problems
+    from study.cli.cluster_file import cluster_problems
     from trainables.registry import get_arch, list_archs
 
     config = load_preset("gpu-cluster")

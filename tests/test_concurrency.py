@@ -20,15 +20,15 @@ from ray import tune
 
 from search_spaces.strategies import strategy_label
 from search_spaces.transfer import Label, Ranges
-from study import tracking
-from study.config_file import load_preset
-from study.progress import PhaseProgress
-from study.runtime import local_ray
-from study.search_phase import label_stratum, suggest_label
-from study.searcher import StratifiedOptunaSearch
-from study.stores import sqlalchemy_url
-from study.trial_logger import MlflowTrialLogger
-from study.tuner import run_config
+from study.config.files import load_preset
+from study.stages.search import label_stratum, suggest_label
+from study.stores.urls import sqlalchemy_url
+from study.tracking import client as tracking
+from study.tracking.trial_logger import MlflowTrialLogger
+from study.tuning.progress import PhaseProgress
+from study.tuning.runtime import local_ray
+from study.tuning.searcher import StratifiedOptunaSearch
+from study.tuning.tuner import run_config
 from tests.tiny_trainables import TRIALS, at_the_same_moment, breaks
 
 pytestmark = pytest.mark.ray

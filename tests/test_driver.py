@@ -9,8 +9,8 @@ import signal
 import pytest
 from mlflow.tracking import MlflowClient
 
-from study import tracking
-from study.signals import Interrupted, interruptible, signals_held
+from study.stores.signals import Interrupted, interruptible, signals_held
+from study.tracking import client as tracking
 
 
 def test_a_signal_during_a_store_write_raises_after_it_and_the_store_stays_writable(tmp_path):
@@ -33,7 +33,7 @@ def test_a_signal_during_a_store_write_raises_after_it_and_the_store_stays_writa
 
 class SignalAtEachWrite:
     """The real MLflow client, with a SIGTERM sent to this process as each write starts:
-    a signal that lands inside a study.tracking function."""
+    a signal that lands inside a study.tracking.client function."""
 
     def __init__(self, client: MlflowClient) -> None:
         self.client = client

@@ -15,8 +15,8 @@ import yaml
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from study import tracking as t
-from study.config_file import load_preset
+from study.config.files import load_preset
+from study.tracking import client as t
 from tests.conftest import STUDY, cli_env, run_cli
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]

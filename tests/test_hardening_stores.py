@@ -16,7 +16,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from study.store_checks import TIMEOUT_S, url_problem
+from study.stores.checks import TIMEOUT_S, url_problem
 from tests.conftest import STUDY, cli_env, run_cli
 from tests.postgres_server import free_port
 from tests.test_hardening_config import assert_refused, files_under

@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from search_spaces.strategies import classical_strategies, list_strategies
-from study import tracking as t
+from study.tracking import client as t
 from tests.conftest import run_cli
 from tests.test_datasets import make_folder, truncate
 

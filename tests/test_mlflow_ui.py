@@ -17,9 +17,9 @@ import urllib.request
 
 import pytest
 
-from study import tracking as t
-from study.config_file import load_preset
-from study.report import PICTURES
+from study.answer.report import PICTURES
+from study.config.files import load_preset
+from study.tracking import client as t
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.ray

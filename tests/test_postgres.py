@@ -11,11 +11,11 @@ import optuna
 import psycopg2
 import pytest
 
-from study import tracking as t
-from study.config_file import load_preset
-from study.confirm_phase import confirm_budget
-from study.search_phase import search_budget, search_labels
-from study.stores import sqlalchemy_url
+from study.config.files import load_preset
+from study.stages.confirm import confirm_budget
+from study.stages.search import search_budget, search_labels
+from study.stores.urls import sqlalchemy_url
+from study.tracking import client as t
 from tests.conftest import run_cli
 
 pytestmark = [pytest.mark.postgres, pytest.mark.ray, pytest.mark.slow]

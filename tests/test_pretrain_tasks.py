@@ -8,10 +8,10 @@ import os
 import pytest
 import torch
 
-from study import tracking
-from study.config_file import parse_config
-from study.runtime import local_ray
-from study.sources import pretrain_settings, pretrain_sources
+from study.config.files import parse_config
+from study.stages.pretrain import pretrain_settings, pretrain_sources
+from study.tracking import client as tracking
+from study.tuning.runtime import local_ray
 from trainables.pretrain import checkpoint_path
 
 pytestmark = pytest.mark.ray

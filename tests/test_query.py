@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from study.query import best_per_size
-from study.report import best_freeze_table, ranking_table
+from study.answer.query import best_per_size
+from study.answer.report import best_freeze_table, ranking_table
 
 
 def row(size, strategy, acc, seed, arch="lenet5"):
@@ -84,7 +84,7 @@ def test_no_difference_is_never_called_clear_and_both_stay_in_the_top_group():
 
 
 def test_holm_adjusts_step_down_and_stays_monotone():
-    from study.paired import holm
+    from study.answer.paired import holm
 
     assert holm([0.01, 0.04, 0.03]) == [0.03, 0.06, 0.06]
     assert holm([0.5]) == [0.5]

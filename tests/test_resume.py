@@ -28,12 +28,12 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from optuna.trial import TrialState
 
 from search_spaces.transfer import Label, Ranges
-from study import tracking as t
-from study.config_file import load_preset, parse_config
-from study.confirm_phase import confirm_budget
-from study.search_phase import label_stratum, suggest_label
-from study.searcher import INTERRUPTED, StratifiedOptunaSearch, Stratum
-from study.trial_logger import MlflowTrialLogger
+from study.config.files import load_preset, parse_config
+from study.stages.confirm import confirm_budget
+from study.stages.search import label_stratum, suggest_label
+from study.tracking import client as t
+from study.tracking.trial_logger import MlflowTrialLogger
+from study.tuning.searcher import INTERRUPTED, StratifiedOptunaSearch, Stratum
 from tests import helpers
 from tests.conftest import ROOT, cli_env
 from trainables.contract import TrialConfig, is_completed
@@ -92,7 +92,7 @@ def test_a_trial_resumed_from_a_checkpoint_ends_where_an_uninterrupted_one_does(
 
 
 def make_searcher(storage: str, budget: int) -> StratifiedOptunaSearch:
-    """One label's stratum, as the study makes it (study.search_phase.label_stratum)."""
+    """One label's stratum, as the study makes it (study.stages.search.label_stratum)."""
     label = Label("lenet5", "finetune", 0)
     ranges = Ranges()
     stratum = label_stratum(
@@ -196,8 +196,8 @@ def test_the_pickled_mlflow_callback_keeps_no_password_and_reconnects(monkeypatc
 
 
 def test_resume_picks_the_latest_study_run_and_refuses_a_changed_question(tmp_path):
-    from study.config import ConfigError
-    from study.resume import study_to_resume
+    from study.errors import ConfigError
+    from study.stages.resume import study_to_resume
 
     client = t.client_for(f"sqlite:///{tmp_path / 'mlflow.db'}")
     assert study_to_resume(client, SMOKE) is None  # nothing yet: a new study

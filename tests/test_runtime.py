@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from study.config_file import load_preset
-from study.runtime import ClusterTooSmall, check_trial_fits, started_cluster_address
+from study.config.files import load_preset
+from study.tuning.runtime import ClusterTooSmall, check_trial_fits, started_cluster_address
 from tests.conftest import run_cli
 
 

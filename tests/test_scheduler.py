@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
-from study.scheduler import PerStratumScheduler
+from study.tuning.scheduler import PerStratumScheduler
 
 
 def asha():

@@ -8,8 +8,8 @@ from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
 from search_spaces.transfer import Ranges, labels
-from study.search_phase import label_stratum, suggest_label
-from study.searcher import StratifiedOptunaSearch
+from study.stages.search import label_stratum, suggest_label
+from study.tuning.searcher import StratifiedOptunaSearch
 
 STAGES = {"lenet5": 4, "resnet18": 5}
 STRATEGIES = ["scratch", "freeze-b", "logreg"]
@@ -18,7 +18,7 @@ RANGES = Ranges()
 
 
 def make(storage: str, budget: int, sizes=(1, 5)) -> StratifiedOptunaSearch:
-    """The study's searcher (study.search_phase.make_searcher) without a config: one
+    """The study's searcher (study.stages.search.make_searcher) without a config: one
     stratum per (size, label)."""
     strata = [
         label_stratum(

@@ -16,9 +16,9 @@ import pytest
 import yaml
 from sqlalchemy.engine import make_url
 
-from study.config import ConfigError
-from study.config_file import parse_config
-from study.stores import MASK, password, redact, reveal, secrets, sqlalchemy_url
+from study.config.files import parse_config
+from study.errors import ConfigError
+from study.stores.urls import MASK, password, redact, reveal, secrets, sqlalchemy_url
 from tests.conftest import ROOT
 from tests.postgres_server import free_port
 

@@ -22,7 +22,7 @@ from search_spaces.strategies import (
     strategy_label,
 )
 from search_spaces.transfer import define_label, labels
-from study.config import StudyConfig
+from study.config.schema import StudyConfig
 from tests.helpers import source_state, trial_config
 from trainables.contract import Key, TrialConfig, is_completed
 from trainables.train import fit

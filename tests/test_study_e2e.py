@@ -14,11 +14,11 @@ import pytest
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-from study import progress
-from study import tracking as t
-from study.config_file import load_preset
-from study.progress import PROGRESS_EVERY_S, PhaseProgress
-from study.search_phase import search_budget, search_labels
+from study.config.files import load_preset
+from study.stages.search import search_budget, search_labels
+from study.tracking import client as t
+from study.tuning import progress
+from study.tuning.progress import PROGRESS_EVERY_S, PhaseProgress
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.ray

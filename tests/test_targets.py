@@ -11,13 +11,13 @@ import pytest
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-from study import tracking as t
-from study.config import ConfigError
-from study.config_file import load_preset, parse_config
-from study.confirm_phase import confirm_budget, confirm_configs, target_seeds, unconfirmed
-from study.report import PICTURES
-from study.search_phase import make_searcher, search_budget, search_labels
-from study.searcher import RecoveredResult
+from study.answer.report import PICTURES
+from study.config.files import load_preset, parse_config
+from study.errors import ConfigError
+from study.stages.confirm import confirm_budget, confirm_configs, target_seeds, unconfirmed
+from study.stages.search import make_searcher, search_budget, search_labels
+from study.tracking import client as t
+from study.tuning.searcher import RecoveredResult
 from tests.conftest import run_cli
 from trainables.contract import Key, Report
 from trainables.datasets import load_target

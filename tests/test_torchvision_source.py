@@ -11,11 +11,11 @@ import pytest
 import torch
 from torchvision import models
 
-from study.config import ConfigError
-from study.config_file import parse_config
-from study.search_phase import trial_config
-from study.sources import pretrain_sources
-from study.target import load_checked_target
+from study.config.files import parse_config
+from study.errors import ConfigError
+from study.stages.load import load_checked_target
+from study.stages.pretrain import pretrain_sources
+from study.stages.search import trial_config
 from trainables.train import TrialConfig, fit
 from trainables.weights import torchvision_cache_file
 

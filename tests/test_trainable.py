@@ -75,7 +75,7 @@ def test_scratch_ignores_source_weights(digits):
     """Given the study's weight choice and a source checkpoint, a scratch trial starts from
     random weights; a fine-tune trial handed the same checkpoint starts from it (the
     control that lets this test fail). lr 0: nothing moves, what is left is the start."""
-    from study.sources import weights_for
+    from study.stages.pretrain import weights_for
 
     sources = {"lenet5": source_state("lenet5")}
     models = {

@@ -50,7 +50,7 @@ class Key:
     DATASET = "dataset"
     OPTUNA_TRIAL = "optuna_trial"
     STRATUM = "stratum"  # the Optuna study (target, size, architecture, label) it came from
-    TARGET = "target"  # the target's name (study.config TargetConfig.key): which data to train on
+    TARGET = "target"  # the target's name (study.config.schema TargetConfig.key): which data to train on
     CANDIDATE = "candidate"  # confirm: the label's n-th best search configuration (1: best)
 
 

@@ -3,7 +3,7 @@
 The checkpoint is keyed by (architecture, source, seed) plus a short hash of the
 training settings, so a later study with the same settings reuses the file instead of
 retraining. Training (`train_source`) runs in a Ray task, wherever the cluster puts it;
-the cache file and the MLflow record are the driver's (study.sources), because a file
+the cache file and the MLflow record are the driver's (study.stages.pretrain), because a file
 written by a task would live on whichever node ran it.
 """
 

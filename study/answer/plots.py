@@ -1,0 +1,198 @@
+"""Pictures of a study's answer (matplotlib, no display): logged to the parent run and
+written by `study best-freeze --plot FILE`.
+
+- by boundary: mean test accuracy against the freeze boundary b (0 = fine-tune all,
+  B = linear probe), one line per dataset size with its 95% band, one panel per
+  architecture: which layers to freeze, at each size, in one picture;
+- by size: mean test accuracy against training examples per class (log axis), one line
+  per strategy family (its best member at each size) with its 95% band;
+- freeze fraction: the best freeze fraction b/B against training examples per class (log
+  axis), one line per target (labelled with its similarity to the source), the bars the
+  fractions the seeds cannot tell from the best (study.answer.query.best_freeze_fraction).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from study.answer.query import size_order
+
+FIXED_BOUNDARY = ("finetune", "freeze-b", "linear-probe")  # families drawn against b
+FAMILY_NAMES = {"freeze-b": "freeze-b (best b)", "classical head": "classical head (best)"}
+
+
+def _target(item: dict) -> str:
+    return item.get("target") or item["dataset"]
+
+
+def _several_datasets(answer: list[dict]) -> bool:
+    return len({_target(item) for item in answer}) > 1
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _band(axes, xs, entries, label, **style) -> None:
+    means = [e["test_acc"] for e in entries]
+    (line,) = axes.plot(xs, means, marker="o", label=label, **style)
+    if all(e["ci95"] for e in entries):
+        lows = [e["ci95"][0] for e in entries]
+        highs = [e["ci95"][1] for e in entries]
+        axes.fill_between(xs, lows, highs, color=line.get_color(), alpha=0.15, linewidth=0)
+
+
+def _size_value(size: str, largest: float) -> float:
+    """Where a size sits on the log axis: 'all' one step past the largest number."""
+    return largest * 2 if size == "all" else float(size)
+
+
+def draw_by_boundary(answer: list[dict], panels: list) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    archs = sorted({e["arch"] for item in answer for e in item["ranking"]})
+    for axes, arch in zip(panels, archs, strict=False):
+        for item in answer:
+            points = sorted(
+                (
+                    e
+                    for e in item["ranking"]
+                    if e["arch"] == arch and e.get("family") in FIXED_BOUNDARY
+                ),
+                key=lambda e: e["freeze"],
+            )
+            if points:
+                label = ("all" if item["size"] == "all" else f"{item['size']}/class") + (
+                    f" ({_target(item)})" if _several_datasets(answer) else ""
+                )
+                _band(axes, [e["freeze"] for e in points], points, label)
+        axes.set_title(arch)
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.set_xlabel("freeze boundary b (stages frozen; 0 = fine-tune all)")
+        axes.set_ylabel("mean test accuracy over seeds")
+        axes.grid(alpha=0.3)
+    if panels:
+        panels[-1].legend(title="training size", loc="upper left", bbox_to_anchor=(1.02, 1))
+
+
+def draw_by_size(answer: list[dict], axes) -> None:
+    numbers = [float(i["size"]) for i in answer if i["size"] != "all"] or [1.0]
+    largest = max(numbers)
+    families: dict[str, list[tuple[str, dict]]] = {}
+    for item in sorted(answer, key=lambda i: size_order(i["size"])):
+        best_of: dict[str, dict] = {}
+        for entry in item["ranking"]:  # best first: the first of a family is its best
+            family = FAMILY_NAMES.get(entry["family"], entry["family"])
+            prefix = f"{_target(item)}: " if _several_datasets(answer) else ""
+            best_of.setdefault(prefix + family, entry)
+        for family, entry in best_of.items():
+            families.setdefault(family, []).append((item["size"], entry))
+    for family, points in sorted(families.items()):
+        xs = [_size_value(size, largest) for size, _ in points]
+        _band(axes, xs, [entry for _, entry in points], family)
+    sizes = sorted({i["size"] for i in answer}, key=size_order)
+    axes.set_xscale("log")
+    axes.set_xticks([_size_value(s, largest) for s in sizes], sizes)
+    axes.minorticks_off()
+    axes.set_xlabel("training examples per class (log scale)")
+    axes.set_ylabel("mean test accuracy over seeds")
+    axes.set_title("best of each strategy family")
+    axes.grid(alpha=0.3)
+    axes.legend(title="strategy family", loc="upper left", bbox_to_anchor=(1.02, 1))
+
+
+def _archs(answer: list[dict]) -> int:
+    return max(1, len({e["arch"] for item in answer for e in item["ranking"]}))
+
+
+def boundary_figure(answer: list[dict], path: Path) -> None:
+    plt = _pyplot()
+    n = _archs(answer)
+    figure, panels = plt.subplots(1, n, figsize=(4.5 * n + 2, 4.2), squeeze=False)
+    draw_by_boundary(answer, list(panels[0]))
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def size_figure(answer: list[dict], path: Path) -> None:
+    _one_panel(draw_by_size, answer, path, figsize=(8.5, 4.5))
+
+
+def _one_panel(draw, answer: list[dict], path: Path, figsize: tuple[float, float]) -> None:
+    """A picture of one panel, drawn by `draw(answer, axes)`, saved to `path`."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=figsize)
+    draw(answer, axes)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def answer_figure(answer: list[dict], path: Path) -> None:
+    """Both pictures in one file: the boundary panels above, the size curves below."""
+    plt = _pyplot()
+    n = _archs(answer)
+    figure = plt.figure(figsize=(4.5 * n + 2, 8.8))
+    grid = figure.add_gridspec(2, n)
+    draw_by_boundary(answer, [figure.add_subplot(grid[0, i]) for i in range(n)])
+    draw_by_size(answer, figure.add_subplot(grid[1, :]))
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def draw_freeze_fraction(answer: list[dict], axes) -> None:
+    numbers = [float(i["size"]) for i in answer if i["size"] != "all"] or [1.0]
+    largest = max(numbers)
+    by_target: dict[str, list[dict]] = {}
+    for item in sorted(answer, key=lambda i: size_order(i["size"])):
+        if item.get("best_freeze_fraction"):
+            by_target.setdefault(_target(item), []).append(item)
+    for offset, (target, items) in enumerate(sorted(by_target.items())):
+        # Targets side by side around each size (a few percent on the log axis).
+        shift = 1.0 + 0.04 * (offset - (len(by_target) - 1) / 2)
+        xs = [_size_value(i["size"], largest) * shift for i in items]
+        fractions = [i["best_freeze_fraction"] for i in items]
+        ys = [f["freeze_frac"] for f in fractions]
+        errors = [
+            [y - f["low"] for y, f in zip(ys, fractions, strict=True)],
+            [f["high"] - y for y, f in zip(ys, fractions, strict=True)],
+        ]
+        axes.errorbar(
+            xs,
+            ys,
+            yerr=errors,
+            marker="o",
+            capsize=4,
+            label=_similarity_label(target, items[0].get("similarity")),
+        )
+    sizes = sorted({i["size"] for i in answer}, key=size_order)
+    axes.set_xscale("log")
+    axes.set_xticks([_size_value(s, largest) for s in sizes], sizes)
+    axes.minorticks_off()
+    axes.set_ylim(-0.05, 1.05)
+    axes.set_xlabel("training examples per class (log scale)")
+    axes.set_ylabel("best freeze fraction b/B (0 = fine-tune all)")
+    axes.set_title("where to freeze; bars: fractions not separable from the best (Holm, 5%)")
+    axes.grid(alpha=0.3)
+    axes.legend(title="target (similarity to source)", loc="upper left", bbox_to_anchor=(1.02, 1))
+
+
+def _similarity_label(target: str, similarity: dict | None) -> str:
+    if not similarity:
+        return target
+    values = ", ".join(
+        f"{v:.2f}" if len(similarity) == 1 else f"{arch} {v:.2f}"
+        for arch, v in sorted(similarity.items())
+    )
+    return f"{target} ({values})"
+
+
+def freeze_fraction_figure(answer: list[dict], path: Path) -> None:
+    _one_panel(draw_freeze_fraction, answer, path, figsize=(9, 4.5))

@@ -1,0 +1,92 @@
+"""The names this service writes to MLflow: tags, params, metrics, experiments.
+
+`study.tracking.client` writes and reads them (and re-exports them: `tracking.TAG_SIZE`),
+`study.tracking.trial_logger` writes the trial runs with them, `study.answer.query` reads them back; a
+name changed here changes everywhere at once.
+"""
+
+from __future__ import annotations
+
+from trainables.contract import Key, Report
+
+# Tags
+TAG_RUN_TYPE = "run_type"  # study | trial | pretrain
+TAG_STUDY = "study"
+TAG_TARGET = "target"  # the target's name (a study may have several): strata are (target, size)
+TAG_DATASET = "dataset"
+TAG_PHASE = "phase"  # search | confirm
+TAG_SIZE = "size"
+TAG_SEED = "seed"
+TAG_ARCH = "arch"
+TAG_STRATEGY = "strategy"  # a registered name (search_spaces.strategies)
+TAG_STRATEGY_LABEL = "strategy_label"  # freeze-b spelled with its boundary: freeze-2
+TAG_FREEZE_BOUNDARY = "freeze_boundary"
+TAG_FREEZE_FRAC = "freeze_frac"
+# confirm runs: which of the label's best search configurations (1: the best on seed 0);
+# study.answer.query keeps, per label, the one with the best mean validation accuracy
+TAG_CANDIDATE = "candidate"
+TAG_TRIAL_ID = "trial_id"
+TAG_TRIAL_STATE = "trial_state"  # completed | pruned | failed | interrupted
+TAG_ERROR = "error"
+TAG_RESTARTS = "restarts"  # times the trial was restarted from its last checkpoint
+TAG_NODE_IP = "node_ip"  # where the trial ran (from its reported result)
+TAG_NODE_ID = "node_id"
+TAG_HOSTNAME = "hostname"
+TAG_FEATURE_CACHE = "feature_cache"  # on | off: <why> (from the trial's reports)
+TAG_RESUMED = "resumed"  # on the parent run: times `study run --resume` continued it
+TAG_STUDY_STATE = "study_state"  # on the parent run when it ends: finished | failed | interrupted
+TAG_DRIVER = "driver"  # on the parent run: host:pid of the driver running it (study.stages.lease)
+TAG_HEARTBEAT = "driver_heartbeat"  # ms since the epoch; 0 once the driver let go
+# Params: these Tune config keys, under their own names (size and seed are tags too; as
+# params they are columns of the runs table like the rest)
+TRIAL_PARAMS = (
+    Key.TARGET,
+    Key.SIZE,
+    Key.SEED,
+    Key.ARCH,
+    Key.STRATEGY,
+    Key.FREEZE,
+    Key.LR,
+    Key.BACKBONE_LR_MULT,
+    Key.WEIGHT_DECAY,
+    Key.STEPS,
+    Key.BATCH_SIZE,
+    Key.WEIGHTS,
+    # Logged only where the trial's config has them (a strategy sets what it uses).
+    Key.LAYER_DECAY,
+    Key.C,
+    Key.KNN_K,
+    Key.KNN_METRIC,
+    Key.AUGMENT,
+    Key.OPTIMIZER,
+)
+# Metrics: these names of the trials' reports (the completed flag is a tag, trial_state)
+METRIC_VAL_ACC = Report.VAL_ACC
+METRIC_BEST_VAL_ACC = Report.BEST_VAL_ACC  # of the epochs so far; the weights tested
+METRIC_TEST_ACC = Report.TEST_ACC
+METRIC_TRAIN_SECONDS = Report.TRAIN_SECONDS
+METRIC_TRAINABLE_PARAMS = Report.TRAINABLE_PARAMS
+# The study run's: the share of its trial slots' time spent training (study.stages.protocol).
+METRIC_TRAINING_SHARE = "training_share"
+STEP_METRICS = (Report.VAL_ACC, Report.BEST_VAL_ACC, Report.TRAIN_LOSS)
+
+PRETRAIN_EXPERIMENT = "source-pretraining"
+# On the study run: each target's similarity to the source (study.answer.similarity), per
+# architecture whose pretrained features measured it, and the EMD behind it.
+SIMILARITY_PREFIX, EMD_PREFIX = "similarity", "similarity_emd"
+
+
+def similarity_metric(target: str, arch: str) -> str:
+    return f"{SIMILARITY_PREFIX}.{target}.{arch}"
+
+
+def emd_metric(target: str, arch: str) -> str:
+    return f"{EMD_PREFIX}.{target}.{arch}"
+
+
+def parse_similarity_metric(name: str) -> tuple[str, str] | None:
+    """(target, arch) of a similarity metric's name; None for any other metric."""
+    parts = name.split(".")
+    if len(parts) == 3 and parts[0] == SIMILARITY_PREFIX:
+        return parts[1], parts[2]
+    return None

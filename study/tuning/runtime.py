@@ -1,0 +1,174 @@
+"""Where the study's trials run: the Ray cluster this driver belongs to, or a local runtime.
+
+In order (the first that applies):
+1. `RAY_ADDRESS`: the cluster it names (a head's `ip:port`, or `ray://` for Ray Client).
+2. A cluster that `ray start` made on this machine: its address file in Ray's default temp
+   dir (`$RAY_TMPDIR/ray`, else /tmp/ray), with its GCS process running here. This is how
+   `ray submit cluster.yaml study/run.py` runs the driver on the head. A local runtime of
+   somebody else (a `ray.init()` in another process) is never joined: Ray's own
+   `address="auto"` would join any GCS it finds on the machine.
+3. Else a local runtime in a temp dir of its own, removed afterwards (`make demo`, tests).
+
+Before the first trial the driver prints which one, with the cluster's nodes, CPUs and GPUs,
+and stops with one line (exit 2) when no node the cluster has, or can add, holds one trial.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import ray
+import yaml
+
+from study.config.schema import StudyConfig
+from study.errors import ConfigError
+
+# Parent folder of the local runtime's temp dir (default /tmp): keep it short, Ray's socket
+# names must fit in 107 bytes.
+ENV_RAY_TMP = "STUDY_RAY_TMPDIR"
+# What `ray up` leaves on the head: the cluster file, filled in (node types included).
+BOOTSTRAP_CONFIG = Path("~/ray_bootstrap_config.yaml")
+
+
+class ClusterTooSmall(ConfigError):
+    """No node of the cluster, present or addable, can hold one trial of the study."""
+
+
+@dataclass(frozen=True)
+class Runtime:
+    how: str  # one line: which cluster, found how
+    joined: bool  # False for a local runtime this driver started
+
+
+def started_cluster_address() -> str | None:
+    """The address of a cluster `ray start` made on this machine and still running, or None."""
+    from ray._private.services import find_gcs_addresses
+    from ray._private.utils import read_ray_address
+
+    address = read_ray_address()  # written by `ray start`, removed by `ray stop`
+    # A file left by a cluster that died without `ray stop` names nothing that runs.
+    if address and address in find_gcs_addresses():
+        return address
+    return None
+
+
+@contextlib.contextmanager
+def ray_runtime(config: StudyConfig, log=print):
+    """Connect to where the trials run (see the module's docstring); yields a Runtime."""
+    if ray.is_initialized():  # a caller (a test, a notebook) set Ray up already
+        yield Runtime("the Ray runtime this process already had", joined=True)
+        return
+    if os.environ.get("RAY_ADDRESS"):
+        address = os.environ["RAY_ADDRESS"]
+        runtime = Runtime(f"joined the Ray cluster at {address} (RAY_ADDRESS)", joined=True)
+    elif (address := started_cluster_address()) is not None:
+        # "auto", not the address itself: only then does Ray pick up the cluster's auth
+        # token (~/.ray/auth_token) the way `ray start` did.
+        runtime = Runtime(f"joined the Ray cluster `ray start` made here, at {address}", True)
+        address = "auto"
+    else:
+        with local_ray(config.resources.num_cpus, os.environ.get(ENV_RAY_TMP, "/tmp")):
+            runtime = Runtime("started a local Ray runtime", joined=False)
+            _announce(runtime, config, log)
+            yield runtime
+        return
+    # Ray's INFO lines about connecting would repeat what _announce says.
+    ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+    keep_signal_handlers()
+    try:
+        _announce(runtime, config, log)
+        yield runtime
+    finally:
+        ray.shutdown()
+
+
+def _announce(runtime: Runtime, config: StudyConfig, log) -> None:
+    nodes = alive_nodes()
+    cpus = sum(n.get("CPU", 0) for n in nodes)
+    gpus = sum(n.get("GPU", 0) for n in nodes)
+    log(f"ray: {runtime.how}: {len(nodes)} node(s), {cpus:g} CPUs, {gpus:g} GPUs")
+    check_trial_fits(config, nodes, addable_node_types() if runtime.joined else [])
+
+
+def alive_nodes() -> list[dict]:
+    """Each live node's resources (CPU, GPU, memory, ...)."""
+    return [node["Resources"] for node in ray.nodes() if node.get("Alive")]
+
+
+def addable_node_types(path: Path = BOOTSTRAP_CONFIG) -> list[dict]:
+    """Resources of the node types the autoscaler may add (from the cluster file `ray up`
+    left on the head), {} for a type whose resources Ray detects when it starts; [] when
+    this is not a head started by `ray up`."""
+    path = path.expanduser()
+    if not path.is_file():
+        return []
+    try:
+        cluster = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return []
+    types = cluster.get("available_node_types") or {}
+    return [
+        dict(node.get("resources") or {})
+        for node in types.values()
+        if isinstance(node, dict) and node.get("max_workers", 1) != 0
+    ]
+
+
+def check_trial_fits(config: StudyConfig, nodes: list[dict], node_types: list[dict]) -> None:
+    """Raise ClusterTooSmall when no live node and no addable node type holds one trial: its
+    trials would wait forever. A node type with undeclared resources might."""
+    cpu, gpu = config.resources.cpu_per_trial, config.resources.gpu_per_trial
+
+    def holds(resources: dict) -> bool:
+        return resources.get("CPU", 0) >= cpu and resources.get("GPU", 0) >= gpu
+
+    if any(holds(node) for node in nodes):
+        return
+    if any(not resources or holds(resources) for resources in node_types):
+        return
+    have = ", ".join(f"{node.get('CPU', 0):g} CPU {node.get('GPU', 0):g} GPU" for node in nodes)
+    addable = ", ".join(str(r) for r in node_types) or "none"
+    raise ClusterTooSmall(
+        f"no node of the Ray cluster can hold one trial (resources.cpu_per_trial {cpu:g}, "
+        f"resources.gpu_per_trial {gpu:g}): its nodes have {have or 'nothing'}; node types "
+        f"it can add: {addable}"
+    )
+
+
+def keep_signal_handlers() -> None:
+    """ray.init installs a SIGTERM handler that aborts the driver (no cleanup): put back
+    the driver's own (study.stores.signals.interruptible), when it has one."""
+    from study.stores.signals import reinstall_handlers
+
+    reinstall_handlers()
+
+
+@contextlib.contextmanager
+def local_ray(num_cpus: int | None, parent: str = "/tmp", prefix: str = "ray-study-"):
+    """A local Ray runtime in a temp dir of its own, which is removed afterwards (only
+    that one: never a Ray folder somebody else created)."""
+    temp_dir = tempfile.mkdtemp(prefix=prefix, dir=parent)
+    # Ray 2.60 turns token auth on for a new local runtime (good) and warns about it on
+    # stderr at every start (noise in every study's output).
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
+        logging.ERROR
+    )
+    ray.init(
+        num_cpus=num_cpus,
+        _temp_dir=temp_dir,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+    )
+    keep_signal_handlers()
+    try:
+        yield
+    finally:
+        ray.shutdown()
+        shutil.rmtree(temp_dir, ignore_errors=True)
