@@ -21,6 +21,7 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.utils.util import warn_if_slow
 
 from study.config.schema import StudyConfig
+from study.tuning.moved import alias_old_paths
 from study.tuning.scheduler import PerStratumScheduler
 from study.tuning.searcher import FixedConfigs
 from trainables.contract import Key, Report
@@ -140,6 +141,7 @@ def restored(config: StudyConfig, name: str, trainable) -> tune.Tuner | None:
     path = experiment_path(config, name)
     if not tune.Tuner.can_restore(path):
         return None
+    alias_old_paths()  # a phase pickled before study/ had rooms names the old modules
     return tune.Tuner.restore(
         str(path), trainable=trainable, resume_unfinished=True, resume_errored=False
     )
