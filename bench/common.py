@@ -9,7 +9,6 @@ times, are what the README reports: the machines these run on are shared and noi
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Callable
 
@@ -27,10 +26,6 @@ def seconds_of(fn: Callable[[], object], repeats: int) -> list[float]:
         fn()
         times.append(time.perf_counter() - started)
     return times
-
-
-def median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    return statistics.median(seconds_of(fn, repeats))
 
 
 def ratio_line(name: str, value: float, goal: float, unit: str = "", at_most: bool = False) -> str:

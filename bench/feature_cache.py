@@ -21,7 +21,7 @@ import time
 import torch
 
 from search_spaces.strategies import Phase
-from trainables.contract import TrialConfig
+from trainables.contract import ALL, TrialConfig, parse_size
 from trainables.datasets import load_target
 from trainables.feature_store import FeatureStore
 from trainables.loops import train_steps
@@ -78,12 +78,12 @@ def time_case(boundary, cached, target, size, epochs, batch_size) -> tuple[float
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs per case (median)")
-    parser.add_argument("--size", default="all", help="examples per class, or 'all'")
+    parser.add_argument("--size", default=ALL, help=f"examples per class, or '{ALL}'")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    size = None if args.size == "all" else int(args.size)
+    size = parse_size(args.size)
     target = load_target("digits", val_per_class=30, test_per_class=50)
     n = len(target.train_subset(size, 0))
     print(

@@ -21,12 +21,13 @@ from ray import tune
 from search_spaces.strategies import strategy_label
 from study.config.files import load_preset
 from study.config.schema import StudyConfig
-from study.stages.search import stratum_constants
+from study.stages.context import RunContext, search_labels, stage_counts
+from study.stages.search import size_constants
 from study.tracking import client as tracking
 from study.tracking.trial_logger import MlflowTrialLogger
 from study.tuning.runtime import local_ray
 from study.tuning.tuner import confirm_tuner
-from trainables.contract import Key
+from trainables.contract import ALL, Key, parse_size
 from trainables.registry import get_arch
 
 
@@ -62,6 +63,24 @@ class StudyWorld:
     logger: MlflowTrialLogger
     client: object
     parent: str
+    experiment: str
+
+    def context(self, key: str, targets: dict, sources: dict) -> RunContext:
+        """The stages' run context (study.stages.context) of this "study" under study key
+        `key`: its config's labels, its MLflow run and trial callback; lines printed."""
+        config = self.config
+        return RunContext(
+            config=config,
+            key=key,
+            targets=targets,
+            labels=search_labels(config),
+            stages=stage_counts(config.search.architectures),
+            client=self.client,
+            experiment_id=self.experiment,
+            parent=self.parent,
+            sources=sources,
+            logger=self.logger,
+        )
 
 
 def bench_config(
@@ -104,9 +123,8 @@ def study_world(
     client = tracking.client_for(config.stores.mlflow)
     experiment = tracking.ensure_experiment(client, name, config.stores.artifacts)
     parent = tracking.start_study_run(client, experiment, name, {})
-    stages = {arch: get_arch(arch).num_stages for arch in archs}
-    logger = MlflowTrialLogger(client, experiment, parent, stages, strategy_label)
-    return StudyWorld(config, logger, client, parent)
+    logger = MlflowTrialLogger(client, experiment, parent, stage_counts(archs), strategy_label)
+    return StudyWorld(config, logger, client, parent, experiment)
 
 
 def trial_configs(config: StudyConfig, target, trials: list[dict]) -> list[dict]:
@@ -116,8 +134,8 @@ def trial_configs(config: StudyConfig, target, trials: list[dict]) -> list[dict]
     defaults = {Key.PHASE: "confirm", Key.BACKBONE_LR_MULT: 1.0, Key.WEIGHT_DECAY: 0.0}
     configs = []
     for trial in trials:
-        size = trial.get(Key.SIZE, "all")
-        constants = stratum_constants(config, target, None if size == "all" else size)
+        size = parse_size(trial.get(Key.SIZE, ALL))
+        constants = size_constants(config, target, size)
         configs.append(constants | defaults | trial)
     return configs
 

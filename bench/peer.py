@@ -49,8 +49,8 @@ from bench.in_study import (
     study_world,
     trial_configs,
 )
+from study.stages.context import search_labels
 from study.stages.pretrain import weights_for
-from study.stages.search import search_labels
 from trainables.contract import Key, Report
 from trainables.datasets import load_target
 from trainables.train import tune_trial

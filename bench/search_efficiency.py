@@ -54,9 +54,10 @@ from study.config.files import load_preset
 from study.config.schema import StudyConfig
 from study.config.size_buckets import StepBucket
 from study.stages.confirm import confirm_configs
+from study.stages.context import search_labels
 from study.stages.load import load_checked_target
 from study.stages.pretrain import pretrain_sources
-from study.stages.search import run_search, search_labels, stratum_constants, trial_config
+from study.stages.search import run_search, size_constants, trial_config
 from study.tuning.searcher import OBJECTIVE
 from trainables.contract import Key, Report, is_completed
 from trainables.train import step_chunks
@@ -106,7 +107,7 @@ def bench_study_config(config: StudyConfig, args) -> StudyConfig:
 def grid_configs(config: StudyConfig, target, count: int) -> list[dict]:
     """Every label x `count` values of its main parameter, as full Tune configs."""
     ranges, size = config.search.ranges(), config.sizes()[0]
-    constants = stratum_constants(config, target, size)
+    constants = size_constants(config, target, size)
     torchvision = config.source.weights == "torchvision"
     configs = []
     for label in search_labels(config):
@@ -156,7 +157,7 @@ def run_study_search(world, target, sources) -> tuple[list, float]:
     started = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):  # the phase's own progress lines
         targets = {config.target.key: target}
-        results = run_search(config, "bench", targets, sources, world.logger, log=print)
+        results = run_search(world.context("bench", targets, sources))
     return results, time.perf_counter() - started
 
 

@@ -6,7 +6,9 @@ ones, how it trains (a phase plan, or a classical head on frozen features), whet
 starts from source weights, and how it is labelled in the answer. The search space
 (`search_spaces.transfer.labels`, `define_label`), the trainable (its phase plan and
 classical dispatch), the study config's allowed names, the weight choice of a trial and
-the tracking label all read it, so adding a strategy is one `register(...)` here.
+the tracking label all read it, and so does the answer (study.answer: a strategy's family,
+whether it is the from-scratch baseline, whether it is drawn by freeze boundary), so
+adding a strategy is one `register(...)` here.
 
 Why here, in search_spaces: a spec is data and pure functions (no torch, like the rest
 of this package), and most of it is search space: the boundary rule, the Optuna
@@ -37,6 +39,9 @@ FREEZE_BACKBONE = "backbone"  # b = B: the whole backbone frozen, only a head le
 BOUNDARIES = (FREEZE_NONE, FREEZE_SEARCHED, FREEZE_BACKBONE)
 
 KNN_METRICS = ("euclidean", "cosine")
+
+# The answer's one family of every classical head (StrategySpec.family).
+CLASSICAL_FAMILY = "classical head"
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,42 @@ class StrategySpec:
     def classical(self) -> bool:
         return self.phases is None
 
+    # How the answer (study.answer) groups, compares and draws the strategy.
+
+    @property
+    def family(self) -> str:
+        """Its family in the answer: its name; the classical heads are one family."""
+        return CLASSICAL_FAMILY if self.classical else self.name
+
+    @property
+    def family_title(self) -> str:
+        """The family as the size picture names its best member: `freeze-b (best b)`
+        where the family is a searched boundary's labels, `classical head (best)`."""
+        if self.classical:
+            return f"{CLASSICAL_FAMILY} (best)"
+        return f"{self.name} (best b)" if self.boundary == FREEZE_SEARCHED else self.name
+
+    @property
+    def from_scratch(self) -> bool:
+        """No source weights: the baseline the pretraining gain is measured against."""
+        return not self.needs_weights
+
+    @property
+    def fixed_boundary(self) -> bool:
+        """Its trial trains the network from the source weights and a new head at one
+        freeze boundary b throughout: its accuracy at b is what freezing up to b is worth
+        (the picture by boundary, the best freeze fraction). Not scratch (nothing to
+        freeze), a probed head (fitted on the whole frozen backbone first) or a
+        classical head (no network trains)."""
+        return not self.classical and self.needs_weights and not self.probed_head
+
+    @property
+    def sweep(self) -> PhasePlan | None:
+        """Which curve by boundary b a fixed-boundary strategy is a point of, its phase
+        plan: the ones with the same plan differ in b only (fine-tune all at 0, freeze-b
+        at 1..B-1, linear probe at B are one curve); None for the others."""
+        return self.phases if self.fixed_boundary else None
+
     def label(self, freeze: int) -> str:
         """The name the answer ranks: a searched boundary is spelled out, since each one
         is a different way to transfer (`freeze-b` at 2 is `freeze-2`)."""
@@ -134,6 +175,12 @@ def list_strategies() -> tuple[str, ...]:
 
 def classical_strategies() -> tuple[str, ...]:
     return tuple(name for name, spec in _REGISTRY.items() if spec.classical)
+
+
+def family_spec(family: str | None) -> StrategySpec | None:
+    """The registered strategy an answer's `family` stands for (the first classical head
+    for theirs: they answer alike); None for no family or one no longer registered."""
+    return next((spec for spec in _REGISTRY.values() if spec.family == family), None)
 
 
 def strategy_label(strategy: str, freeze: int) -> str:

@@ -17,6 +17,7 @@ from mlflow.tracking import MlflowClient
 
 from study.config.files import load_preset
 from study.stages.confirm import confirm_budget
+from study.stages.context import search_labels
 from study.stages.search import search_budget
 from study.tracking import client as t
 from tests.conftest import ROOT
@@ -89,7 +90,8 @@ def test_trials_run_on_the_cluster_that_ray_start_made(cluster_run):
     client = MlflowClient(tracking_uri=f"sqlite:///{cluster_run / 'smoke' / 'mlflow.db'}")
     parent = t.latest_study_run(client, t.experiment_ids(client, "smoke"))
     children = t.child_runs(client, parent.info.run_id)
-    assert len(children) == search_budget(SMOKE) + confirm_budget(SMOKE)
+    labels = search_labels(SMOKE)
+    assert len(children) == search_budget(SMOKE, labels) + confirm_budget(SMOKE, labels)
     assert all(run.info.status == "FINISHED" for run in children)
     assert all(t.METRIC_VAL_ACC in run.data.metrics for run in children)
     assert all(run.data.tags.get(t.TAG_NODE_IP) for run in children)

@@ -21,7 +21,7 @@ from ray import tune
 from search_spaces.strategies import strategy_label
 from search_spaces.transfer import Label, Ranges
 from study.config.files import load_preset
-from study.stages.search import label_stratum, suggest_label
+from study.stages.search import StratumStudy, label_stratum, suggest_label
 from study.stores.urls import sqlalchemy_url
 from study.tracking import client as tracking
 from study.tracking.trial_logger import MlflowTrialLogger
@@ -72,7 +72,8 @@ def run_sixteen(mlflow_uri: str, optuna_uri: str, work: Path):
         "reports": 1,
         "batch_size": 8,
     }
-    stratum = label_stratum(optuna_uri, "concurrency.size-2", 0, LABEL, RANGES, TRIALS, constants)
+    study = StratumStudy(optuna_uri, "concurrency.size-2", 0, TRIALS)
+    stratum = label_stratum(study, LABEL, RANGES, constants)
     searcher = StratifiedOptunaSearch(
         [stratum],
         lambda trial, c: {**suggest_label(trial, c, RANGES), **c, "weights": "none"},
@@ -144,7 +145,8 @@ def test_failed_trials_restart_from_a_checkpoint_or_end_failed_and_the_rest_go_o
     constants = {"phase": "search", "dataset": "digits", "size": 2, "seed": 0}
     constants |= {"steps": 1, "reports": 3, "batch_size": 8}
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
-    stratum = label_stratum(storage, "faults.size-2", 0, LABEL, RANGES, len(modes), constants)
+    study = StratumStudy(storage, "faults.size-2", 0, len(modes))
+    stratum = label_stratum(study, LABEL, RANGES, constants)
     searcher = StratifiedOptunaSearch(
         [stratum],
         lambda trial, c: {

@@ -13,7 +13,8 @@ import pytest
 
 from study.config.files import load_preset
 from study.stages.confirm import confirm_budget
-from study.stages.search import search_budget, search_labels
+from study.stages.context import search_labels
+from study.stages.search import search_budget
 from study.stores.urls import sqlalchemy_url
 from study.tracking import client as t
 from tests.conftest import run_cli
@@ -68,11 +69,12 @@ def test_smoke_study_on_postgresql_keeps_its_password_out_of_every_file_row_and_
     [parent] = client.search_runs([experiment.experiment_id], f"tags.{t.TAG_RUN_TYPE} = 'study'")
     assert parent.info.status == "FINISHED"
     children = t.child_runs(client, parent.info.run_id)
-    assert len(children) == search_budget(SMOKE) + confirm_budget(SMOKE)
+    labels = search_labels(SMOKE)
+    assert len(children) == search_budget(SMOKE, labels) + confirm_budget(SMOKE, labels)
     assert all(run.info.status == "FINISHED" for run in children)
     summaries = optuna.get_all_study_summaries(sqlalchemy_url(optuna_db))
     assert len(summaries) == len(SMOKE.target.sizes) * len(search_labels(SMOKE))
-    assert sum(s.n_trials for s in summaries) >= search_budget(SMOKE)
+    assert sum(s.n_trials for s in summaries) >= search_budget(SMOKE, labels)
 
     mlflow_rows, optuna_rows = (tables(postgres.url(name)) for name in names)  # as admin
     # MLflow's tables are not in Optuna's database, nor the other way round.

@@ -30,7 +30,8 @@ from optuna.trial import TrialState
 from search_spaces.transfer import Label, Ranges
 from study.config.files import load_preset, parse_config
 from study.stages.confirm import confirm_budget
-from study.stages.search import label_stratum, suggest_label
+from study.stages.context import search_labels
+from study.stages.search import StratumStudy, label_stratum, suggest_label
 from study.tracking import client as t
 from study.tracking.trial_logger import MlflowTrialLogger
 from study.tuning.searcher import INTERRUPTED, StratifiedOptunaSearch, Stratum
@@ -95,9 +96,8 @@ def make_searcher(storage: str, budget: int) -> StratifiedOptunaSearch:
     """One label's stratum, as the study makes it (study.stages.search.label_stratum)."""
     label = Label("lenet5", "finetune", 0)
     ranges = Ranges()
-    stratum = label_stratum(
-        storage, "s.size-1", 0, label, ranges, budget, {"size": 1, "reports": 2}
-    )
+    study = StratumStudy(storage, "s.size-1", 0, budget)
+    stratum = label_stratum(study, label, ranges, {"size": 1, "reports": 2})
     return StratifiedOptunaSearch(
         [stratum], lambda trial, c: {**suggest_label(trial, c, ranges), **c}, metric="val_acc"
     )
@@ -355,7 +355,7 @@ def test_study_killed_mid_phase_resumes_without_duplicates(tmp_path, moment):
         r for r in children if r.data.tags[t.TAG_PHASE] == "confirm" and r.info.status == "FINISHED"
     ]
     assert len(search) >= 1
-    assert len(confirm) == confirm_budget(study)
+    assert len(confirm) == confirm_budget(study, search_labels(study))
     targets = {t.key for t in study.target_list()}
     assert {r.data.tags[t.TAG_TARGET] for r in children} == targets
 

@@ -8,7 +8,7 @@ from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
 from search_spaces.transfer import Ranges, labels
-from study.stages.search import label_stratum, suggest_label
+from study.stages.search import StratumStudy, label_stratum, suggest_label
 from study.tuning.searcher import StratifiedOptunaSearch
 
 STAGES = {"lenet5": 4, "resnet18": 5}
@@ -22,12 +22,11 @@ def make(storage: str, budget: int, sizes=(1, 5)) -> StratifiedOptunaSearch:
     stratum per (size, label)."""
     strata = [
         label_stratum(
-            storage,
-            f"s.size-{size}.{label.arch}.{label.name}",
-            10 * size + number,
+            StratumStudy(
+                storage, f"s.size-{size}.{label.arch}.{label.name}", 10 * size + number, budget
+            ),
             label,
             RANGES,
-            budget,
             {"size": size, "reports": 3},
         )
         for size in sizes

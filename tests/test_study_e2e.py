@@ -15,7 +15,8 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from study.config.files import load_preset
-from study.stages.search import search_budget, search_labels
+from study.stages.context import search_labels
+from study.stages.search import search_budget
 from study.tracking import client as t
 from study.tuning import progress
 from study.tuning.progress import PROGRESS_EVERY_S, PhaseProgress
@@ -23,8 +24,8 @@ from tests.conftest import run_cli
 
 pytestmark = pytest.mark.ray
 SMOKE = load_preset("smoke")
-SEARCH_TRIALS = search_budget(SMOKE)
 LABELS = search_labels(SMOKE)
+SEARCH_TRIALS = search_budget(SMOKE, LABELS)
 
 
 def child_runs(client: MlflowClient, parent_id: str):

@@ -15,7 +15,8 @@ from study.answer.report import PICTURES
 from study.config.files import load_preset, parse_config
 from study.errors import ConfigError
 from study.stages.confirm import confirm_budget, confirm_configs, target_seeds, unconfirmed
-from study.stages.search import make_searcher, search_budget, search_labels
+from study.stages.context import search_labels
+from study.stages.search import make_searcher, search_budget
 from study.tracking import client as t
 from study.tuning.searcher import RecoveredResult
 from tests.conftest import run_cli
@@ -57,17 +58,18 @@ CANDIDATES = {
 def test_targets_is_a_list_and_target_stays_valid_for_one():
     two = parse_config(TWO, "test")
     assert [t.key for t in two.target_list()] == ["digits", "textures"]
-    assert [(t.key, size) for t, size in two.strata()] == [
+    assert [(t.key, size) for t, size in two.target_sizes()] == [
         ("digits", 2),
         ("textures", 1),
         ("textures", 2),
     ]
     smoke = load_preset("smoke")
     assert not smoke.several_targets() and smoke.sizes() == [2]
-    assert search_budget(two) == 3 * 3  # 3 labels x 3 strata, one trial each
-    assert confirm_budget(two) == 3 * 3 * 2
+    assert search_budget(two, search_labels(two)) == 3 * 3  # 3 labels x 3 strata, one trial each
+    assert confirm_budget(two, search_labels(two)) == 3 * 3 * 2
     # Best 2 at 1 per class (textures only), 1 above: 3 labels x 2 seeds x (1 + 2 + 1)
-    assert confirm_budget(parse_config(CANDIDATES, "test")) == 3 * 2 * 4
+    candidates = parse_config(CANDIDATES, "test")
+    assert confirm_budget(candidates, search_labels(candidates)) == 3 * 2 * 4
 
 
 @pytest.mark.parametrize(
@@ -107,7 +109,7 @@ def test_several_targets_make_several_strata_each_with_its_own_optuna_study(tmp_
     config = parse_config(TWO, "test").model_copy()
     stores = config.stores.model_copy(update={"optuna": f"sqlite:///{tmp_path / 'o.db'}"})
     config = config.model_copy(update={"stores": stores})
-    searcher = make_searcher(config, loaded, "key")
+    searcher = make_searcher(config, loaded, "key", search_labels(config))
     names = [stratum.key for stratum in searcher.strata]
     labels = len(search_labels(config))
     assert len(names) == len(set(names)) == 3 * labels
@@ -124,7 +126,8 @@ def test_several_targets_make_several_strata_each_with_its_own_optuna_study(tmp_
 def test_a_single_target_study_keeps_its_optuna_names(tmp_path, loaded):
     smoke = load_preset("smoke")
     stores = smoke.stores.model_copy(update={"optuna": f"sqlite:///{tmp_path / 'o.db'}"})
-    searcher = make_searcher(smoke.model_copy(update={"stores": stores}), loaded, "key")
+    smoke = smoke.model_copy(update={"stores": stores})
+    searcher = make_searcher(smoke, loaded, "key", search_labels(smoke))
     assert all(s.key.startswith("key.size-2.lenet5.") for s in searcher.strata)
 
 
@@ -250,13 +253,14 @@ def test_a_two_target_study_answers_per_target_and_size_and_tags_every_run(tmp_p
         [experiment.experiment_id], f"tags.{MLFLOW_PARENT_RUN_ID} = '{parent.info.run_id}'"
     )
     config = parse_config(CANDIDATES, "x")
-    assert len(children) == search_budget(config) + confirm_budget(config)
+    labels = search_labels(config)
+    assert len(children) == search_budget(config, labels) + confirm_budget(config, labels)
     assert {r.data.tags[t.TAG_TARGET] for r in children} == {"digits", "textures"}
     assert all(r.data.tags.get(t.TAG_TARGET) for r in children)
     assert all(r.data.params[Key.TARGET] == r.data.tags[t.TAG_TARGET] for r in children)
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
-    assert len(names) == len(search_labels(config)) * len(config.strata())  # a study each
+    assert len(names) == len(search_labels(config)) * len(config.target_sizes())  # a study each
     metrics = parent.data.metrics
     similarity = {name: metrics[t.similarity_metric(name, "lenet5")] for name in TWO_NAMES}
     assert all(0 < value <= 1 for value in similarity.values())

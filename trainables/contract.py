@@ -50,7 +50,7 @@ class Key:
     DATASET = "dataset"
     OPTUNA_TRIAL = "optuna_trial"
     STRATUM = "stratum"  # the Optuna study (target, size, architecture, label) it came from
-    TARGET = "target"  # the target's name (study.config.schema TargetConfig.key): which data to train on
+    TARGET = "target"  # the target's name (TargetConfig.key): which data to train on
     CANDIDATE = "candidate"  # confirm: the label's n-th best search configuration (1: best)
 
 
@@ -87,7 +87,7 @@ class TrialConfig:
     lr: float
     backbone_lr_mult: float
     weight_decay: float
-    size: int | None  # examples per class; None = the whole training pool
+    size: int | None  # examples per class; None = the whole training pool (ALL)
     seed: int
     steps: int
     reports: int
@@ -116,10 +116,21 @@ class TrialConfig:
         return cls(**values)
 
 
+# A size (examples per class) is an int, or the whole training pool: None in code, ALL
+# where it is written down (a config file, a Tune config, an MLflow tag, a name).
+ALL = "all"
+
+
 def parse_size(value) -> int | None:
-    """A config's size (examples per class) as trials and size buckets read it: 'all' (or
-    None) -> None, else the int."""
-    return None if value in (None, "all") else int(value)
+    """A written size as trials and size buckets read it: ALL (or None) -> None, else the
+    int (`5` or `"5"` -> 5)."""
+    return None if value in (None, ALL) else int(value)
+
+
+def config_size(size: int | None) -> int | str:
+    """A size as it is written down (a Tune config, a tag, a name): ALL for None (the whole
+    pool), else the int itself; `parse_size` reads it back."""
+    return ALL if size is None else size
 
 
 def parse_augment(value) -> tuple[str, ...]:

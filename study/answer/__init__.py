@@ -1,5 +1,6 @@
 """The answer of a study: read back, compared, tabled, drawn and described.
 
+- model: the answer, typed (Answer, SizeResult, Entry, ...) and its JSON
 - query: the answer from a study run's confirm trials
 - paired: paired comparisons over the same seeds' subsets
 - similarity: each target's similarity to the source, read back for the answer

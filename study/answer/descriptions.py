@@ -10,12 +10,12 @@
 
 from __future__ import annotations
 
+from study.answer.model import Answer
 from study.answer.report import PICTURES, best_freeze_rows
 from study.tracking import client as tracking
 
 # The wall-time metrics of a study run, in the order its phases run (study.stages.protocol).
 PHASES = ("load", "pretrain", "similarity", "search", "confirm", "report")
-BUDGET_PARAMS = ("tuning_budget", "search_trials", "confirm_trials")
 
 
 def _range(pair) -> str:
@@ -111,23 +111,19 @@ def markdown_table(rows: list[tuple[str, ...]]) -> str:
     return "\n".join([line(rows[0]), line("---" for _ in rows[0]), *map(line, rows[1:])])
 
 
-def _top_groups(answer: list[dict]) -> list[str]:
+def _top_groups(answer: Answer) -> list[str]:
     return [
-        f"- {item.get('target') or item['dataset']}, {item['size']} per class: "
-        f"{', '.join(item.get('top_group', []))}"
-        for item in answer
+        f"- {item.target}, {item.size} per class: {', '.join(item.top_group)}" for item in answer
     ]
 
 
-def _similarity_lines(answer: list[dict], method: str | None) -> list[str]:
+def _similarity_lines(answer: Answer, method: str | None) -> list[str]:
     """A line per target with its measured similarity (study.answer.similarity), and how."""
     from study.answer.similarity import similarity_cell
 
     shown: dict[str, str] = {}
     for item in answer:
-        shown.setdefault(
-            item.get("target") or item["dataset"], similarity_cell(item.get("similarity"))
-        )
+        shown.setdefault(item.target, similarity_cell(item.similarity))
     if not method:
         return ["Not measured (no study-pretrained weights)."]
     return [*(f"- {target}: {cell}" for target, cell in shown.items()), "", f"Measure: {method}."]
@@ -141,7 +137,7 @@ def _wall_time(seconds: dict[str, float]) -> str:
 
 
 def answer_markdown(
-    answer: list[dict], study: str, budget: dict[str, str], seconds: dict[str, float]
+    answer: Answer, study: str, budget: dict[str, str], seconds: dict[str, float]
 ) -> str:
     """The best-freeze table with intervals and verdicts, the top group per size, the
     tuning budget and the wall time per phase."""
@@ -159,11 +155,11 @@ def answer_markdown(
         "",
         "### Similarity of each target to the source",
         "",
-        *_similarity_lines(answer, budget.get("similarity_method")),
+        *_similarity_lines(answer, budget.get(tracking.PARAM_SIMILARITY_METHOD)),
         "",
         "### Tuning budget",
         "",
-        *[f"- {name}: {budget[name]}" for name in BUDGET_PARAMS if name in budget],
+        *[f"- {name}: {budget[name]}" for name in tracking.BUDGET_PARAMS if name in budget],
         "",
         "### Wall time per phase",
         "",
@@ -175,13 +171,10 @@ def answer_markdown(
     return "\n".join(lines)
 
 
-def study_markdown(run, answer: list[dict]) -> str:
+def study_markdown(run, answer: Answer) -> str:
     """The Markdown answer of study run `run` (an MLflow Run), from its tags, its budget
     parameters and its `seconds_<phase>` metrics."""
-    seconds = {
-        name.removeprefix("seconds_"): value
-        for name, value in run.data.metrics.items()
-        if name.startswith("seconds_")
-    }
+    phases = {name: tracking.parse_phase_seconds_metric(name) for name in run.data.metrics}
+    seconds = {phase: run.data.metrics[name] for name, phase in phases.items() if phase}
     study = run.data.tags.get(tracking.TAG_STUDY, "?")
     return answer_markdown(answer, study, run.data.params, seconds)

@@ -3,9 +3,13 @@ written by `study best-freeze --plot FILE`.
 
 - by boundary: mean test accuracy against the freeze boundary b (0 = fine-tune all,
   B = linear probe), one line per dataset size with its 95% band, one panel per
-  architecture: which layers to freeze, at each size, in one picture;
+  architecture: which layers to freeze, at each size, in one picture. The strategies
+  drawn are the registry's fixed-boundary ones (StrategySpec.fixed_boundary), a line per
+  sweep (StrategySpec.sweep: fine-tune all, freeze-b and linear probe are one), the
+  sweep's families named in the legend where there are several;
 - by size: mean test accuracy against training examples per class (log axis), one line
-  per strategy family (its best member at each size) with its 95% band;
+  per strategy family (its best member at each size, StrategySpec.family_title) with its
+  95% band;
 - freeze fraction: the best freeze fraction b/B against training examples per class (log
   axis), one line per target (labelled with its similarity to the source), the bars the
   fractions the seeds cannot tell from the best (study.answer.query.best_freeze_fraction).
@@ -15,18 +19,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from study.answer.model import Answer, Entry, SizeResult
 from study.answer.query import size_order
-
-FIXED_BOUNDARY = ("finetune", "freeze-b", "linear-probe")  # families drawn against b
-FAMILY_NAMES = {"freeze-b": "freeze-b (best b)", "classical head": "classical head (best)"}
+from trainables.contract import ALL, parse_size
 
 
-def _target(item: dict) -> str:
-    return item.get("target") or item["dataset"]
-
-
-def _several_datasets(answer: list[dict]) -> bool:
-    return len({_target(item) for item in answer}) > 1
+def _several_datasets(answer: Answer) -> bool:
+    return len(answer.targets()) > 1
 
 
 def _pyplot():
@@ -38,39 +37,54 @@ def _pyplot():
     return plt
 
 
-def _band(axes, xs, entries, label, **style) -> None:
-    means = [e["test_acc"] for e in entries]
+def _band(axes, xs, entries: list[Entry], label, **style) -> None:
+    means = [e.test_acc for e in entries]
     (line,) = axes.plot(xs, means, marker="o", label=label, **style)
-    if all(e["ci95"] for e in entries):
-        lows = [e["ci95"][0] for e in entries]
-        highs = [e["ci95"][1] for e in entries]
+    if all(e.ci95 for e in entries):
+        lows = [e.ci95[0] for e in entries]
+        highs = [e.ci95[1] for e in entries]
         axes.fill_between(xs, lows, highs, color=line.get_color(), alpha=0.15, linewidth=0)
 
 
 def _size_value(size: str, largest: float) -> float:
     """Where a size sits on the log axis: 'all' one step past the largest number."""
-    return largest * 2 if size == "all" else float(size)
+    return largest * 2 if parse_size(size) is None else float(size)
 
 
-def draw_by_boundary(answer: list[dict], panels: list) -> None:
+def _sweeps(item: SizeResult, arch: str) -> list[list[Entry]]:
+    """The points of `arch` by boundary at one (target, size): a list per sweep, by boundary;
+    the sweeps in the order of their families' names."""
+    sweeps: dict = {}
+    for entry in item.ranking:
+        if entry.arch == arch and entry.fixed_boundary:
+            sweeps.setdefault(entry.sweep, []).append(entry)
+    points = [sorted(entries, key=lambda e: e.freeze) for entries in sweeps.values()]
+    return sorted(points, key=_sweep_name)
+
+
+def _sweep_name(points: list[Entry]) -> str:
+    """`finetune/freeze-b/linear-probe`: the families of a sweep's points, by boundary."""
+    return "/".join(dict.fromkeys(str(e.family) for e in points))
+
+
+def _several_sweeps(answer: Answer) -> bool:
+    return len({e.sweep for item in answer for e in item.ranking if e.fixed_boundary}) > 1
+
+
+def draw_by_boundary(answer: Answer, panels: list) -> None:
     from matplotlib.ticker import MaxNLocator
 
-    archs = sorted({e["arch"] for item in answer for e in item["ranking"]})
+    archs = sorted({e.arch for item in answer for e in item.ranking})
+    several_targets, several_sweeps = _several_datasets(answer), _several_sweeps(answer)
     for axes, arch in zip(panels, archs, strict=False):
         for item in answer:
-            points = sorted(
-                (
-                    e
-                    for e in item["ranking"]
-                    if e["arch"] == arch and e.get("family") in FIXED_BOUNDARY
-                ),
-                key=lambda e: e["freeze"],
-            )
-            if points:
-                label = ("all" if item["size"] == "all" else f"{item['size']}/class") + (
-                    f" ({_target(item)})" if _several_datasets(answer) else ""
+            for points in _sweeps(item, arch):
+                label = (ALL if parse_size(item.size) is None else f"{item.size}/class") + (
+                    f" ({item.target})" if several_targets else ""
                 )
-                _band(axes, [e["freeze"] for e in points], points, label)
+                if several_sweeps:
+                    label += f", {_sweep_name(points)}"
+                _band(axes, [e.freeze for e in points], points, label)
         axes.set_title(arch)
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.set_xlabel("freeze boundary b (stages frozen; 0 = fine-tune all)")
@@ -80,22 +94,21 @@ def draw_by_boundary(answer: list[dict], panels: list) -> None:
         panels[-1].legend(title="training size", loc="upper left", bbox_to_anchor=(1.02, 1))
 
 
-def draw_by_size(answer: list[dict], axes) -> None:
-    numbers = [float(i["size"]) for i in answer if i["size"] != "all"] or [1.0]
+def draw_by_size(answer: Answer, axes) -> None:
+    numbers = [float(i.size) for i in answer if parse_size(i.size) is not None] or [1.0]
     largest = max(numbers)
-    families: dict[str, list[tuple[str, dict]]] = {}
-    for item in sorted(answer, key=lambda i: size_order(i["size"])):
-        best_of: dict[str, dict] = {}
-        for entry in item["ranking"]:  # best first: the first of a family is its best
-            family = FAMILY_NAMES.get(entry["family"], entry["family"])
-            prefix = f"{_target(item)}: " if _several_datasets(answer) else ""
-            best_of.setdefault(prefix + family, entry)
+    families: dict[str, list[tuple[str, Entry]]] = {}
+    for item in sorted(answer, key=lambda i: size_order(i.size)):
+        best_of: dict[str, Entry] = {}
+        for entry in item.ranking:  # best first: the first of a family is its best
+            prefix = f"{item.target}: " if _several_datasets(answer) else ""
+            best_of.setdefault(prefix + entry.family_title, entry)
         for family, entry in best_of.items():
-            families.setdefault(family, []).append((item["size"], entry))
+            families.setdefault(family, []).append((item.size, entry))
     for family, points in sorted(families.items()):
         xs = [_size_value(size, largest) for size, _ in points]
         _band(axes, xs, [entry for _, entry in points], family)
-    sizes = sorted({i["size"] for i in answer}, key=size_order)
+    sizes = sorted({i.size for i in answer}, key=size_order)
     axes.set_xscale("log")
     axes.set_xticks([_size_value(s, largest) for s in sizes], sizes)
     axes.minorticks_off()
@@ -106,11 +119,11 @@ def draw_by_size(answer: list[dict], axes) -> None:
     axes.legend(title="strategy family", loc="upper left", bbox_to_anchor=(1.02, 1))
 
 
-def _archs(answer: list[dict]) -> int:
-    return max(1, len({e["arch"] for item in answer for e in item["ranking"]}))
+def _archs(answer: Answer) -> int:
+    return max(1, len({e.arch for item in answer for e in item.ranking}))
 
 
-def boundary_figure(answer: list[dict], path: Path) -> None:
+def boundary_figure(answer: Answer, path: Path) -> None:
     plt = _pyplot()
     n = _archs(answer)
     figure, panels = plt.subplots(1, n, figsize=(4.5 * n + 2, 4.2), squeeze=False)
@@ -120,11 +133,11 @@ def boundary_figure(answer: list[dict], path: Path) -> None:
     plt.close(figure)
 
 
-def size_figure(answer: list[dict], path: Path) -> None:
+def size_figure(answer: Answer, path: Path) -> None:
     _one_panel(draw_by_size, answer, path, figsize=(8.5, 4.5))
 
 
-def _one_panel(draw, answer: list[dict], path: Path, figsize: tuple[float, float]) -> None:
+def _one_panel(draw, answer: Answer, path: Path, figsize: tuple[float, float]) -> None:
     """A picture of one panel, drawn by `draw(answer, axes)`, saved to `path`."""
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=figsize)
@@ -134,7 +147,7 @@ def _one_panel(draw, answer: list[dict], path: Path, figsize: tuple[float, float
     plt.close(figure)
 
 
-def answer_figure(answer: list[dict], path: Path) -> None:
+def answer_figure(answer: Answer, path: Path) -> None:
     """Both pictures in one file: the boundary panels above, the size curves below."""
     plt = _pyplot()
     n = _archs(answer)
@@ -147,22 +160,22 @@ def answer_figure(answer: list[dict], path: Path) -> None:
     plt.close(figure)
 
 
-def draw_freeze_fraction(answer: list[dict], axes) -> None:
-    numbers = [float(i["size"]) for i in answer if i["size"] != "all"] or [1.0]
+def draw_freeze_fraction(answer: Answer, axes) -> None:
+    numbers = [float(i.size) for i in answer if parse_size(i.size) is not None] or [1.0]
     largest = max(numbers)
-    by_target: dict[str, list[dict]] = {}
-    for item in sorted(answer, key=lambda i: size_order(i["size"])):
-        if item.get("best_freeze_fraction"):
-            by_target.setdefault(_target(item), []).append(item)
+    by_target: dict[str, list[SizeResult]] = {}
+    for item in sorted(answer, key=lambda i: size_order(i.size)):
+        if item.best_freeze_fraction:
+            by_target.setdefault(item.target, []).append(item)
     for offset, (target, items) in enumerate(sorted(by_target.items())):
         # Targets side by side around each size (a few percent on the log axis).
         shift = 1.0 + 0.04 * (offset - (len(by_target) - 1) / 2)
-        xs = [_size_value(i["size"], largest) * shift for i in items]
-        fractions = [i["best_freeze_fraction"] for i in items]
-        ys = [f["freeze_frac"] for f in fractions]
+        xs = [_size_value(i.size, largest) * shift for i in items]
+        fractions = [i.best_freeze_fraction for i in items]
+        ys = [f.freeze_frac for f in fractions]
         errors = [
-            [y - f["low"] for y, f in zip(ys, fractions, strict=True)],
-            [f["high"] - y for y, f in zip(ys, fractions, strict=True)],
+            [y - f.low for y, f in zip(ys, fractions, strict=True)],
+            [f.high - y for y, f in zip(ys, fractions, strict=True)],
         ]
         axes.errorbar(
             xs,
@@ -170,9 +183,9 @@ def draw_freeze_fraction(answer: list[dict], axes) -> None:
             yerr=errors,
             marker="o",
             capsize=4,
-            label=_similarity_label(target, items[0].get("similarity")),
+            label=_similarity_label(target, items[0].similarity),
         )
-    sizes = sorted({i["size"] for i in answer}, key=size_order)
+    sizes = sorted({i.size for i in answer}, key=size_order)
     axes.set_xscale("log")
     axes.set_xticks([_size_value(s, largest) for s in sizes], sizes)
     axes.minorticks_off()
@@ -194,5 +207,5 @@ def _similarity_label(target: str, similarity: dict | None) -> str:
     return f"{target} ({values})"
 
 
-def freeze_fraction_figure(answer: list[dict], path: Path) -> None:
+def freeze_fraction_figure(answer: Answer, path: Path) -> None:
     _one_panel(draw_freeze_fraction, answer, path, figsize=(9, 4.5))

@@ -1,23 +1,27 @@
 """Which strategy wins for each target at each size: read back from the tracking store.
 
 Reads the confirm-phase child runs of a study's parent run and ranks strategies by
-mean test accuracy over seeds, per stratum (target, size). Nothing here writes.
+mean test accuracy over seeds, per (target, size). Nothing here writes.
 """
 
 from __future__ import annotations
 
 import statistics
 from collections import defaultdict
+from typing import TYPE_CHECKING
 
-from mlflow.tracking import MlflowClient
-
-from study.answer.paired import ALPHA, holm, mean_interval, paired_difference
+from study.answer.model import Answer, Entry, FreezeFraction, PretrainingGain, SizeResult, VsBest
+from study.answer.paired import ALPHA, PairedDifference, holm, mean_interval, paired_difference
 from study.errors import NoStudyFound
 from study.tracking import client as t
+from trainables.contract import parse_size
+
+if TYPE_CHECKING:  # a type only: MLflow itself is imported by study.tracking
+    from mlflow.tracking import MlflowClient
 
 
 def size_order(size: str) -> tuple[int, int]:
-    return (1, 0) if size == "all" else (0, int(size))
+    return (1, 0) if parse_size(size) is None else (0, int(size))
 
 
 def latest_study_run(client: MlflowClient, experiment: str | None = None):
@@ -44,10 +48,10 @@ def _close_names(client: MlflowClient, experiment: str) -> str:
 
 
 def strategy_family(strategy: str) -> str:
-    """How the size picture groups strategies: the classical heads are one family."""
+    """The answer's family of a strategy (the registry's): the classical heads are one."""
     from search_spaces.strategies import get_strategy
 
-    return "classical head" if get_strategy(strategy).classical else strategy
+    return get_strategy(strategy).family
 
 
 def study_confirm_rows(client: MlflowClient, parent_run_id: str) -> list[dict]:
@@ -94,7 +98,7 @@ def chosen_candidate(candidates: dict[int, dict[int, dict]]) -> int:
     return max(candidates, key=rank)
 
 
-def rank_strategies(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
+def rank_strategies(rows: list[dict]) -> dict[tuple[str, str], list[Entry]]:
     """Per (target, size): every (architecture, strategy label) with its accuracy on each
     seed, the mean and its 95% interval, sorted by mean test accuracy, best first. A label
     confirmed with several candidate configurations is represented by the one
@@ -105,37 +109,39 @@ def rank_strategies(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
         datasets[target_of(row)] = row["dataset"]
         key = (target_of(row), row["size"], row["arch"], row["strategy"])
         grouped[key][row.get("candidate", 1)][int(row["seed"])] = row
-    ranked: dict[tuple[str, str], list[dict]] = defaultdict(list)
-    for key, candidates in grouped.items():
-        target, size, arch, strategy = key
-        chosen = chosen_candidate(candidates)
-        rows_by_seed = candidates[chosen]
-        by_seed = {seed: rows_by_seed[seed]["test_acc"] for seed in sorted(rows_by_seed)}
-        accs = list(by_seed.values())
-        interval = mean_interval(accs)
-        some = next(iter(rows_by_seed.values()))
-        ranked[(target, size)].append(
-            {
-                "arch": arch,
-                "strategy": strategy,
-                "family": some.get("family"),
-                "freeze": some.get("freeze"),
-                "freeze_frac": some["freeze_frac"],
-                "test_acc": statistics.fmean(accs),
-                "test_acc_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
-                "ci95": list(interval) if interval else None,
-                "seeds": len(accs),
-                "per_seed": {str(seed): acc for seed, acc in by_seed.items()},
-                "dataset": datasets[target],
-                "candidate": chosen,
-                "candidates_val_acc": {
-                    str(number): mean_val(candidates[number]) for number in sorted(candidates)
-                },
-            }
-        )
+    ranked: dict[tuple[str, str], list[Entry]] = defaultdict(list)
+    for (target, size, arch, strategy), candidates in grouped.items():
+        entry = _entry(arch, strategy, candidates, datasets[target])
+        ranked[(target, size)].append(entry)
     for entries in ranked.values():
-        entries.sort(key=lambda e: (-e["test_acc"], e["arch"], e["strategy"]))
+        entries.sort(key=lambda e: (-e.test_acc, e.arch, e.strategy))
     return ranked
+
+
+def _entry(arch: str, strategy: str, candidates: dict[int, dict[int, dict]], dataset: str) -> Entry:
+    """The ranking's entry of one (architecture, label): its chosen candidate's seeds."""
+    chosen = chosen_candidate(candidates)
+    rows_by_seed = candidates[chosen]
+    by_seed = {seed: rows_by_seed[seed]["test_acc"] for seed in sorted(rows_by_seed)}
+    accs = list(by_seed.values())
+    some = next(iter(rows_by_seed.values()))
+    return Entry(
+        arch=arch,
+        strategy=strategy,
+        family=some.get("family"),
+        freeze=some.get("freeze"),
+        freeze_frac=some["freeze_frac"],
+        test_acc=statistics.fmean(accs),
+        test_acc_std=statistics.stdev(accs) if len(accs) > 1 else 0.0,
+        ci95=mean_interval(accs),
+        seeds=len(accs),
+        per_seed={str(seed): acc for seed, acc in by_seed.items()},
+        dataset=dataset,
+        candidate=chosen,
+        candidates_val_acc={
+            str(number): mean_val(candidates[number]) for number in sorted(candidates)
+        },
+    )
 
 
 def mean_val(by_seed: dict[int, dict]) -> float | None:
@@ -143,110 +149,92 @@ def mean_val(by_seed: dict[int, dict]) -> float | None:
     return statistics.fmean(vals) if vals else None
 
 
-def compare_with_best(entries: list[dict]) -> None:
-    """Adds `vs_best` to every entry but the best: the paired difference (entry - best)
-    over their common seeds, its 95% interval, the paired t-test's p-value, Holm-adjusted
-    over all comparisons with the best, and whether the entry is in the top group (not
-    distinguishable from the best at 5%). The best itself is in the top group."""
-    best = entries[0]
-    best["vs_best"] = None
-    best["top_group"] = True
-    diffs = [paired_difference(e["per_seed"], best["per_seed"]) for e in entries[1:]]
-    # No test possible (under 2 common seeds): count it as not separable from the best.
+def _holm_against(best: Entry, others: list[Entry]) -> list[tuple[PairedDifference, float]]:
+    """Each of `others` minus `best`, paired over seeds, with its p-value Holm-adjusted
+    over these comparisons (no test possible, under 2 common seeds: p = 1, not separable)."""
+    diffs = [paired_difference(e.per_seed, best.per_seed) for e in others]
     adjusted = holm([1.0 if d.p_value is None else d.p_value for d in diffs])
-    for entry, diff, p_holm in zip(entries[1:], diffs, adjusted, strict=True):
-        entry["vs_best"] = {
-            "diff": diff.mean,
-            "ci95": list(diff.ci95) if diff.ci95 else None,
-            "seeds": diff.seeds,
-            "p": diff.p_value,
-            "p_holm": p_holm,
-        }
-        entry["top_group"] = p_holm >= ALPHA
+    return list(zip(diffs, adjusted, strict=True))
 
 
-def clear_winner(entries: list[dict]) -> bool | None:
+def compare_with_best(entries: list[Entry]) -> list[Entry]:
+    """The entries (best first) with `vs_best` for every one but the best: the paired
+    difference (entry - best) over their common seeds, its 95% interval, the paired
+    t-test's p-value, Holm-adjusted over all comparisons with the best, and whether the
+    entry is in the top group (not distinguishable from the best at 5%). The best itself
+    is in the top group."""
+    best = entries[0].compared(None, True)
+    compared = [best]
+    for entry, (diff, p_holm) in zip(entries[1:], _holm_against(best, entries[1:]), strict=True):
+        vs = VsBest(diff.mean, diff.ci95, diff.seeds, diff.p_value, p_holm)
+        compared.append(entry.compared(vs, p_holm >= ALPHA))
+    return compared
+
+
+def clear_winner(entries: list[Entry]) -> bool | None:
     """True when the paired 95% interval of (best - runner-up) over seeds excludes 0;
     None when there is no runner-up or fewer than 2 common seeds to compare."""
     if len(entries) < 2:
         return None
-    diff = paired_difference(entries[0]["per_seed"], entries[1]["per_seed"])
+    diff = paired_difference(entries[0].per_seed, entries[1].per_seed)
     return None if diff.ci95 is None else diff.excludes_zero
 
 
-def pretraining_gain(entries: list[dict]) -> dict | None:
-    """The best pretrained (architecture, label) against the best scratch one, paired over
-    seeds: what the source task is worth at this size (None without both kinds)."""
-    pretrained = [e for e in entries if e.get("family") != "scratch"]
-    scratch = [e for e in entries if e.get("family") == "scratch"]
+def pretraining_gain(entries: list[Entry]) -> PretrainingGain | None:
+    """The best pretrained (architecture, label) against the best from-scratch one (the
+    registry's StrategySpec.from_scratch), paired over seeds: what the source task is
+    worth at this size (None without both kinds)."""
+    pretrained = [e for e in entries if not e.from_scratch]
+    scratch = [e for e in entries if e.from_scratch]
     if not pretrained or not scratch:
         return None
-    diff = paired_difference(pretrained[0]["per_seed"], scratch[0]["per_seed"])
-    return {
-        "pretrained": f"{pretrained[0]['arch']} {pretrained[0]['strategy']}",
-        "scratch": f"{scratch[0]['arch']} {scratch[0]['strategy']}",
-        "diff": diff.mean,
-        "ci95": list(diff.ci95) if diff.ci95 else None,
-        "clear": diff.excludes_zero,
-    }
+    diff = paired_difference(pretrained[0].per_seed, scratch[0].per_seed)
+    return PretrainingGain(
+        pretrained[0].name, scratch[0].name, diff.mean, diff.ci95, diff.excludes_zero
+    )
 
 
-# Strategies whose freeze boundary is fixed for the whole trial: where to freeze, in b / B.
-BOUNDARY_FAMILIES = ("finetune", "freeze-b", "linear-probe")
-
-
-def best_freeze_fraction(entries: list[dict]) -> dict | None:
+def best_freeze_fraction(entries: list[Entry]) -> FreezeFraction | None:
     """Where to freeze, for one (target, size): among the fixed-boundary strategies of
-    every architecture (fine-tune all, freeze-b, linear probe), the freeze fraction b/B of
-    the best by mean test accuracy, and the range of freeze fractions the seeds cannot
-    tell from it (paired t against that best, Holm, 5%): the interval of the answer.
-    None without fixed-boundary strategies."""
-    boundary = [e for e in entries if e.get("family") in BOUNDARY_FAMILIES]
+    every architecture (the registry's StrategySpec.fixed_boundary: fine-tune all,
+    freeze-b, linear probe), the freeze fraction b/B of the best by mean test accuracy,
+    and the range of freeze fractions the seeds cannot tell from it (paired t against
+    that best, Holm, 5%): the interval of the answer. None without fixed-boundary
+    strategies."""
+    boundary = [e for e in entries if e.fixed_boundary]
     if not boundary:
         return None
     best, others = boundary[0], boundary[1:]  # entries come best first
-    diffs = [paired_difference(e["per_seed"], best["per_seed"]) for e in others]
-    adjusted = holm([1.0 if d.p_value is None else d.p_value for d in diffs])
-    tied = [best] + [e for e, p in zip(others, adjusted, strict=True) if p >= ALPHA]
-    fractions = [e["freeze_frac"] for e in tied]
-    return {
-        "freeze_frac": best["freeze_frac"],
-        "best": f"{best['arch']} {best['strategy']}",
-        "low": min(fractions),
-        "high": max(fractions),
-        "interval": "freeze fractions not separable from the best (paired t, Holm, 5%)",
-    }
+    compared = _holm_against(best, others)
+    tied = [best] + [e for e, (_, p) in zip(others, compared, strict=True) if p >= ALPHA]
+    fractions = [e.freeze_frac for e in tied]
+    return FreezeFraction(best.freeze_frac, best.name, min(fractions), max(fractions))
 
 
-def best_per_size(rows: list[dict]) -> list[dict]:
-    """The answer: for every stratum (target, size), the best (architecture, strategy label), the
+def best_per_size(rows: list[dict]) -> Answer:
+    """The answer: for every (target, size), the best (architecture, strategy label), the
     runner-up, the paired verdict (is the best clear of the runner-up, seed by seed?), the
     top group (every strategy indistinguishable from the best, Holm-corrected), and the
     ranking of every strategy confirmed."""
     ranked = rank_strategies(rows)
-    answer = []
+    results = []
     for target, size in sorted(ranked, key=lambda key: (key[0], size_order(key[1]))):
-        entries = ranked[(target, size)]
-        compare_with_best(entries)
-        answer.append(
-            {
-                "target": target,
-                "dataset": entries[0]["dataset"],
-                "size": size,
-                "best": entries[0],
-                "runner_up": entries[1] if len(entries) > 1 else None,
-                "clear_winner": clear_winner(entries),
-                "verdict_test": "paired t over seeds, 95%; top group: Holm-corrected, 5%",
-                "top_group": [f"{e['arch']} {e['strategy']}" for e in entries if e["top_group"]],
-                "pretraining_gain": pretraining_gain(entries),
-                "best_freeze_fraction": best_freeze_fraction(entries),
-                "ranking": entries,  # every (architecture, strategy) confirmed, best first
-            }
+        entries = compare_with_best(ranked[(target, size)])
+        results.append(
+            SizeResult(
+                target=target,
+                dataset=entries[0].dataset,
+                size=size,
+                ranking=tuple(entries),  # every (architecture, strategy) confirmed, best first
+                clear_winner=clear_winner(entries),
+                pretraining_gain=pretraining_gain(entries),
+                best_freeze_fraction=best_freeze_fraction(entries),
+            )
         )
-    return answer
+    return Answer(tuple(results))
 
 
-def study_answer(client: MlflowClient, run) -> list[dict]:
+def study_answer(client: MlflowClient, run) -> Answer:
     """The answer of study run `run` (an MLflow Run): best_per_size of its confirm runs,
     each (target, size) with its target's similarity to the source (study.answer.similarity)."""
     from study.answer.similarity import attach_similarity, read_similarity

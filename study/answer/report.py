@@ -5,44 +5,43 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mlflow.tracking import MlflowClient
-
+from study.answer.model import Answer, Entry, PretrainingGain
 from study.answer.similarity import similarity_cell
 from study.tracking import client as tracking
+
+if TYPE_CHECKING:  # a type only: MLflow itself is imported by study.tracking
+    from mlflow.tracking import MlflowClient
 
 VERDICTS = {True: "clear winner", False: "no clear winner", None: "-"}
 
 
-def _name(entry: dict | None) -> str:
-    return "-" if entry is None else f"{entry['arch']} {entry['strategy']}"
+def _name(entry: Entry | None) -> str:
+    return "-" if entry is None else entry.name
 
 
-def _value(value: float, ci95: list[float] | None, sign: str = "") -> str:
+def _value(value: float, ci95: tuple[float, float] | None, sign: str = "") -> str:
     """`0.912 [0.890, 0.934]`; with sign "+", differences: `+0.012 [-0.003, +0.027]`."""
     text = f"{value:{sign}.3f}"
     return text if ci95 is None else f"{text} [{ci95[0]:{sign}.3f}, {ci95[1]:{sign}.3f}]"
 
 
-def _accuracy(entry: dict | None) -> str:
-    return "-" if entry is None else _value(entry["test_acc"], entry["ci95"])
+def _accuracy(entry: Entry | None) -> str:
+    return "-" if entry is None else _value(entry.test_acc, entry.ci95)
 
 
-def _difference(entry: dict | None) -> str:
+def _difference(entry: Entry | None) -> str:
     """best - entry, with its paired 95% interval (the entry's vs_best is entry - best)."""
-    if entry is None or not entry.get("vs_best"):
+    if entry is None or entry.vs_best is None:
         return "-"
-    vs = entry["vs_best"]
-    flipped = None if vs["ci95"] is None else [-vs["ci95"][1], -vs["ci95"][0]]
-    return _value(-vs["diff"], flipped, "+")
+    vs = entry.vs_best
+    flipped = None if vs.ci95 is None else (-vs.ci95[1], -vs.ci95[0])
+    return _value(-vs.diff, flipped, "+")
 
 
-def _target(item: dict) -> str:
-    return item.get("target") or item["dataset"]
-
-
-def gain_cell(gain: dict | None) -> str:
-    return "-" if gain is None else _value(gain["diff"], gain["ci95"], "+")
+def gain_cell(gain: PretrainingGain | None) -> str:
+    return "-" if gain is None else _value(gain.diff, gain.ci95, "+")
 
 
 def top_group_cell(names: list[str], shown: int = 3) -> str:
@@ -62,9 +61,10 @@ def _columns(rows: list[tuple[str, ...]]) -> str:
     return "\n".join(lines)
 
 
-def best_freeze_rows(answer: list[dict]) -> list[tuple[str, ...]]:
+def best_freeze_rows(answer: Answer) -> list[tuple[str, ...]]:
     """Per (target, size): the best strategy, the runner-up, the paired verdict, the top
-    group and the target's similarity to the source; the header first. The text table and the Markdown answer (study.answer_md) both render
+    group and the target's similarity to the source; the header first. The text table and
+    the Markdown answer (study.answer.descriptions) both render
     these cells, so the terminal and the MLflow run page say the same thing."""
     rows = [
         (
@@ -83,31 +83,31 @@ def best_freeze_rows(answer: list[dict]) -> list[tuple[str, ...]]:
         )
     ]
     for item in answer:
-        runner_up = item["runner_up"]
+        runner_up = item.runner_up
         rows.append(
             (
-                _target(item),
-                item["size"],
-                _name(item["best"]),
-                _accuracy(item["best"]),
+                item.target,
+                item.size,
+                _name(item.best),
+                _accuracy(item.best),
                 _name(runner_up),
                 _accuracy(runner_up),
                 _difference(runner_up),
-                str(item["best"]["seeds"]),
-                VERDICTS[item["clear_winner"]],
-                top_group_cell(item.get("top_group", [])),
-                gain_cell(item.get("pretraining_gain")),
-                similarity_cell(item.get("similarity")),
+                str(item.best.seeds),
+                VERDICTS[item.clear_winner],
+                top_group_cell(item.top_group),
+                gain_cell(item.pretraining_gain),
+                similarity_cell(item.similarity),
             )
         )
     return rows
 
 
-def best_freeze_table(answer: list[dict]) -> str:
+def best_freeze_table(answer: Answer) -> str:
     return _columns(best_freeze_rows(answer))
 
 
-def ranking_table(answer: list[dict]) -> str:
+def ranking_table(answer: Answer) -> str:
     """Every confirmed (architecture, strategy label) per size, best first, with the paired
     difference to the best and whether it is in the top group."""
     rows = [
@@ -126,30 +126,30 @@ def ranking_table(answer: list[dict]) -> str:
         )
     ]
     for item in answer:
-        for rank, entry in enumerate(item["ranking"], start=1):
-            vs = entry.get("vs_best")
+        for rank, entry in enumerate(item.ranking, start=1):
+            vs = entry.vs_best
             rows.append(
                 (
-                    _target(item),
-                    item["size"],
+                    item.target,
+                    item.size,
                     str(rank),
                     _name(entry),
-                    "" if entry.get("freeze") is None else str(entry["freeze"]),
+                    "" if entry.freeze is None else str(entry.freeze),
                     _accuracy(entry),
                     _difference(entry),
-                    f"{vs['p_holm']:.3f}" if vs else "-",
-                    "yes" if entry.get("top_group") else "no",
-                    str(entry["seeds"]),
+                    "-" if vs is None else f"{vs.p_holm:.3f}",
+                    "yes" if entry.top_group else "no",
+                    str(entry.seeds),
                     candidate_cell(entry),
                 )
             )
     return _columns(rows)
 
 
-def candidate_cell(entry: dict) -> str:
+def candidate_cell(entry: Entry) -> str:
     """`2 of 3 (0.751)`: which of the label's confirmed candidates answers, and its mean
     validation accuracy over the seeds; `1 of 1` where the search's best was the only one."""
-    number, values = entry["candidate"], entry["candidates_val_acc"]
+    number, values = entry.candidate, entry.candidates_val_acc
     val = values[str(number)]
     return f"{number} of {len(values)}" + ("" if val is None else f" ({val:.3f})")
 
@@ -164,9 +164,7 @@ PICTURES = (
 )
 
 
-def log_report(
-    client: MlflowClient, parent_run_id: str, answer: list[dict], rows: list[dict]
-) -> None:
+def log_report(client: MlflowClient, parent_run_id: str, answer: Answer, rows: list[dict]) -> None:
     from study.answer.plots import (
         answer_figure,
         boundary_figure,
@@ -179,7 +177,7 @@ def log_report(
         (folder / "report").mkdir()
         (folder / "report" / "best_freeze.txt").write_text(best_freeze_table(answer) + "\n")
         (folder / "report" / "ranking.txt").write_text(ranking_table(answer) + "\n")
-        (folder / "report" / "best_freeze.json").write_text(json.dumps(answer, indent=2))
+        (folder / "report" / "best_freeze.json").write_text(answer.to_json())
         (folder / "report" / "confirm_runs.json").write_text(json.dumps(rows, indent=2))
         if rows:
             drawers = (answer_figure, boundary_figure, size_figure, freeze_fraction_figure)

@@ -6,6 +6,7 @@ attached to each (target, size) of the answer and formatted for its tables.
 
 from __future__ import annotations
 
+from study.answer.model import Answer
 from study.tracking import client as tracking
 
 
@@ -19,11 +20,9 @@ def read_similarity(run) -> dict[str, dict[str, float]]:
     return found
 
 
-def attach_similarity(answer: list[dict], similarity: dict[str, dict[str, float]]) -> list[dict]:
+def attach_similarity(answer: Answer, similarity: dict[str, dict[str, float]]) -> Answer:
     """Each answer item with its target's similarity per architecture (None: unmeasured)."""
-    for item in answer:
-        item["similarity"] = similarity.get(item.get("target", item["dataset"]))
-    return answer
+    return answer.with_similarity(similarity)
 
 
 def similarity_cell(values: dict[str, float] | None) -> str:

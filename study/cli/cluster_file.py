@@ -121,18 +121,16 @@ def cluster_problems(path: str | Path, config=None) -> list[str]:
 
 
 def _trial_fits(name: str, prepared: dict, config) -> str | None:
-    """A worker node type must hold one trial; node types that leave their resources to
-    Ray's detection (`resources: {}`) are given the benefit of the doubt."""
+    """A worker node type must hold one trial (study.tuning.runtime.node_type_fits: node
+    types that leave their resources to Ray's detection are given the benefit of the doubt)."""
+    from study.tuning.runtime import node_type_fits  # imports Ray, as the checks before did
+
     cpu, gpu = config.resources.cpu_per_trial, config.resources.gpu_per_trial
     head = prepared.get("head_node_type")
     types = prepared.get("available_node_types", {})
     workers = {k: v for k, v in types.items() if k != head} or types
-    for node in workers.values():
-        resources = node.get("resources") or {}
-        if not resources:
-            return None
-        if resources.get("CPU", 0) >= cpu and resources.get("GPU", 0) >= gpu:
-            return None
+    if any(node_type_fits(node.get("resources") or {}, config) for node in workers.values()):
+        return None
     declared = ", ".join(f"{k} {v.get('resources')}" for k, v in workers.items())
     return (
         f"{name}: no worker node type can hold one trial of the study (cpu {cpu}, gpu {gpu}); "

@@ -7,7 +7,6 @@ before any trial starts and before anything is written to the stores.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -42,6 +41,7 @@ def cmd_run(args) -> int:
     config = _study_config(args)  # a bad config is told before the heavy imports below
     from study.answer.report import best_freeze_table
     from study.cli.ui import ui_command
+    from study.stages.context import RunOptions
     from study.stages.lease import no_space
     from study.stages.protocol import run_study
     from study.stores.signals import Interrupted, interruptible
@@ -51,13 +51,13 @@ def cmd_run(args) -> int:
     )
     try:
         with interruptible():
-            answer = run_study(
-                config,
+            options = RunOptions(
                 log=lambda line: print(line, flush=True),
                 resume=args.resume,
                 verbose=args.verbose,
                 command=command,
             )
+            answer = run_study(config, options)
     except Exception as error:  # a full disk: the study is closed as failed, resumable
         full = no_space(error)
         if full is None:
@@ -119,7 +119,7 @@ def cmd_best_freeze(args) -> int:
             raise BadInput(f"study run {parent.info.run_id} has no confirmed results to plot")
         answer_figure(answer, Path(args.plot))
     if args.format == "json":
-        print(json.dumps(answer, indent=2))
+        print(answer.to_json())
     elif args.format == "markdown":  # the study run's description in the MLflow UI
         from study.answer.descriptions import study_markdown
 

@@ -198,13 +198,19 @@ def read_yaml(path: str | Path, what: str = "config file"):
         ) from None
     if "\0" in text:
         raise ConfigError(f"{path}: a binary file (it holds NUL bytes); a {what} is YAML text")
+    return parse_yaml(text, str(path))
+
+
+def parse_yaml(text: str, source: str):
+    """The data of YAML text, read strictly (repeated keys refused, `1e-6` a float), or
+    ConfigError with one line naming `source` and the problem."""
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" on line {mark.line + 1}" if mark is not None else ""
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise ConfigError(f"{path}: not valid YAML ({problem}{where})") from None
+        raise ConfigError(f"{source}: not valid YAML ({problem}{where})") from None
 
 
 def read_config_data(path: str | Path) -> dict:
@@ -227,4 +233,5 @@ def load_preset(name: str) -> StudyConfig:
     if name not in preset_names():
         raise ConfigError(f"unknown preset {name!r}; allowed: {', '.join(preset_names())}")
     text = resources.files(PRESETS_PACKAGE).joinpath(f"{name}.yaml").read_text()
-    return parse_config(yaml.safe_load(text), f"preset {name}")
+    source = f"preset {name}"
+    return parse_config(parse_yaml(text, source), source)

@@ -176,6 +176,9 @@ class FaultToleranceConfig(Strict):
     keep_checkpoints: int = Field(2, ge=1, description="checkpoints kept per trial (best first)")
 
 
+DATABASE_URLS = ("mlflow", "optuna")  # the StoresConfig fields that are URLs
+
+
 class StoresConfig(Strict):
     """Store locations. Credentials never go here: PostgreSQL URLs come from the environment
     (STUDY_MLFLOW_DB / MLFLOW_TRACKING_URI, STUDY_OPTUNA_DB; see study.stores.urls)."""
@@ -187,7 +190,7 @@ class StoresConfig(Strict):
     checkpoints: str = "pretrained"
     features: str = "feature_cache"  # frozen-prefix features shared by trials on a node
 
-    @field_validator("mlflow", "optuna")
+    @field_validator(*DATABASE_URLS)
     @classmethod
     def _no_password(cls, url: str, info) -> str:
         from study.stores.urls import ENV_MLFLOW, ENV_OPTUNA, password, redact
@@ -200,31 +203,25 @@ class StoresConfig(Strict):
             )
         return url
 
-    @field_serializer("mlflow", "optuna")
+    @field_serializer(*DATABASE_URLS)
     def _masked(self, url: str) -> str:  # dumps (MLflow params, logs) never show a password
         from study.stores.urls import redact
 
         return redact(url)
 
     # Pickled (Ray keeps the searcher, and so the config, in tuner.pkl), the URLs are
-    # masked; unpickled, the real ones come back from the environment where it has them.
+    # masked; unpickled, the real ones come back from the environment where it has them
+    # (a worker node, which never opens the stores, keeps them masked).
     def __getstate__(self) -> dict:
-        from study.stores.urls import redact
+        from study.stores.urls import mask_urls
 
         state = super().__getstate__()
-        values = dict(state["__dict__"])
-        values["mlflow"], values["optuna"] = redact(values["mlflow"]), redact(values["optuna"])
-        return {**state, "__dict__": values}
+        return {**state, "__dict__": mask_urls(state["__dict__"], DATABASE_URLS)}
 
     def __setstate__(self, state: dict) -> None:
-        from study.stores.urls import reveal
+        from study.stores.urls import reveal_urls
 
-        values = dict(state["__dict__"])
-        for key in ("mlflow", "optuna"):
-            try:
-                values[key] = reveal(values[key])
-            except ValueError:
-                pass  # e.g. on a worker node, which never opens the stores
+        values = reveal_urls(state["__dict__"], DATABASE_URLS, required=False)
         super().__setstate__({**state, "__dict__": values})
 
     def from_environment(self) -> StoresConfig:
@@ -239,7 +236,7 @@ class StudyConfig(Strict):
     # The name goes into folder, file and Optuna study names: short, and never `.`/`..`.
     name: str = "glyphs-to-digits"
     # One target (`target:`) or several (`targets:`, each entry what `target:` is): the
-    # strata of the study are (target, size); see `target_list` and `strata`.
+    # study answers per (target, size); see `target_list` and `target_sizes`.
     target: TargetConfig | None = None
     targets: list[TargetConfig] | None = Field(None, min_length=1)
     source: SourceConfig = SourceConfig()
@@ -286,12 +283,12 @@ class StudyConfig(Strict):
     def several_targets(self) -> bool:
         return self.targets is not None and len(self.targets) > 1
 
-    def strata(self) -> list[tuple[TargetConfig, int | None]]:
-        """(target, size) pairs, the strata of the answer: each target's sizes in order."""
+    def target_sizes(self) -> list[tuple[TargetConfig, int | None]]:
+        """(target, size) pairs, what the answer is given for: each target's sizes in order."""
         return [(target, size) for target in self.target_list() for size in target.trial_sizes()]
 
     def sizes(self) -> list[int | None]:
         """Sizes as trials see them (None: 'all'), of a single-target study."""
         if self.several_targets():
-            raise ValueError("a study of several targets has sizes per target: use strata()")
+            raise ValueError("a study of several targets has sizes per target: use target_sizes()")
         return self.target_list()[0].trial_sizes()

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from study.config.base import Strict
+from trainables.contract import ALL, parse_size
 
 TARGET_NAME = r"^[A-Za-z0-9_-]+$"  # a piece of Optuna study names and MLflow tags
 
@@ -32,8 +33,8 @@ class TargetConfig(Strict):
         default_factory=list,
         description="random crop / flip / shift of training batches (no cache)",
     )
-    sizes: list[int | Literal["all"]] = Field(
-        default_factory=lambda: [1, 2, 5, 10, "all"], min_length=1
+    sizes: list[int | Literal[ALL]] = Field(
+        default_factory=lambda: [1, 2, 5, 10, ALL], min_length=1
     )
     seeds: int = Field(5, ge=1, le=100, description="seeds 0..seeds-1 in the confirm phase")
     val_per_class: int = Field(30, ge=1)
@@ -46,8 +47,8 @@ class TargetConfig(Strict):
         return self.name or re.sub(r"[^A-Za-z0-9_-]+", "-", self.dataset).strip("-")
 
     def trial_sizes(self) -> list[int | None]:
-        """Sizes as trials see them: None is the whole pool ('all')."""
-        return [None if size == "all" else size for size in self.sizes]
+        """Sizes as trials see them: None is the whole pool (ALL)."""
+        return [parse_size(size) for size in self.sizes]
 
     @field_validator("dataset")
     @classmethod
@@ -70,8 +71,8 @@ class TargetConfig(Strict):
         if not isinstance(sizes, list):
             return sizes  # the schema's own "should be a valid list"
         for size in sizes:
-            if size != "all" and (type(size) is not int or size < 1):
-                raise ValueError(f"sizes must be positive integers or 'all'; {size!r} is not")
+            if size != ALL and (type(size) is not int or size < 1):
+                raise ValueError(f"sizes must be positive integers or '{ALL}'; {size!r} is not")
         if len(set(map(str, sizes))) != len(sizes):
             raise ValueError(f"sizes must not repeat, got {sizes}")
         return sizes

@@ -1,6 +1,7 @@
 """The stages of a study, in order, and what runs them.
 
 - protocol: run_study, the stages around the study's parent run
+- context: RunContext, what the stages of one study run share (its key, labels, run)
 - load: validate and load every target
 - pretrain: source checkpoints and where a trial's weights come from
 - similarity: each target's similarity to the source, measured

@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from search_spaces.strategies import strategy_label
+from search_spaces.transfer import Label
 from study.answer.descriptions import candidates_text, selection_note
-from study.stages.search import search_labels
+from study.stages.context import RunContext
 from study.tracking import client as tracking
 from study.tuning.progress import PhaseProgress
 from study.tuning.searcher import OBJECTIVE
@@ -74,13 +75,14 @@ def target_seeds(config) -> dict[str, int]:
     return {target.key: target.seeds for target in config.target_list()}
 
 
-def confirm_budget(config) -> int:
+def confirm_budget(config, labels: list[Label]) -> int:
     """Confirm trials in all: every (target, size, architecture, label) on every seed, as
-    many times as its size has candidates."""
-    per_stratum = [
-        target.seeds * config.search.candidates_for(size) for target, size in config.strata()
+    many times as its size has candidates; `labels`: the study's
+    (study.stages.context.search_labels)."""
+    per_size = [
+        target.seeds * config.search.candidates_for(size) for target, size in config.target_sizes()
     ]
-    return len(search_labels(config)) * sum(per_stratum)
+    return len(labels) * sum(per_size)
 
 
 def confirm_key(config: dict) -> tuple[str, ...]:
@@ -102,16 +104,16 @@ def unconfirmed(client, parent: str, configs: list[dict]) -> list[dict]:
     return [c for c in configs if confirm_key(c) not in handled]
 
 
-def run_confirm(
-    config, study_key, targets, sources, results, logger, client, parent, log, verbose=False
-):
-    """Run the confirm phase until every configuration has a finished run.
+def run_confirm(ctx: RunContext, results: list) -> None:
+    """Run the confirm phase (on the search phase's `results`) until every configuration
+    has a finished run.
 
     A restored confirm experiment only knows the trials of Ray's last snapshot: trials the
     killed driver had queued after it are lost with it. MLflow says which configurations
     finished, so the rest run again in a fresh experiment (`-confirm-1`, ...), which a
     later resume restores in turn.
     """
+    config, log = ctx.config, ctx.log
     to_confirm = confirm_configs(results, target_seeds(config), config.search.candidates_for)
     seeds = "/".join(sorted({str(target.seeds) for target in config.target_list()}))
     log(
@@ -122,9 +124,12 @@ def run_confirm(
     )
     pending, attempt = to_confirm, 0
     while pending and attempt <= MAX_CONFIRM_TOPUPS:
-        name = f"{study_key}-confirm" + (f"-{attempt}" if attempt else "")
+        name = f"{ctx.key}-confirm" + (f"-{attempt}" if attempt else "")
         if attempt:
             log(f"confirm phase: {len(pending)} configurations have no finished run; running them")
-        callbacks = [logger, PhaseProgress("confirm", len(pending), verbose)]
-        confirm_tuner(config, name, targets, sources, pending, callbacks, verbose).fit()
-        pending, attempt = unconfirmed(client, parent, to_confirm), attempt + 1
+        callbacks = [ctx.logger, PhaseProgress("confirm", len(pending), ctx.verbose)]
+        tuner = confirm_tuner(
+            config, name, ctx.targets, ctx.sources, pending, callbacks, ctx.verbose
+        )
+        tuner.fit()
+        pending, attempt = unconfirmed(ctx.client, ctx.parent, to_confirm), attempt + 1

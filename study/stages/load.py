@@ -9,6 +9,7 @@ from __future__ import annotations
 from study.config.schema import StudyConfig
 from study.config.target import TargetConfig
 from study.errors import ConfigError
+from trainables.contract import ALL
 from trainables.datasets import Preprocessing, TargetData, load_target, preprocessing_for
 
 
@@ -66,6 +67,6 @@ def _load_checked(config: StudyConfig, settings: TargetConfig) -> TargetData:
             raise ConfigError(
                 f"{section}.sizes: {size} examples per class is more than {target.name} has "
                 f"(its training pool holds {largest} per class, class {target.smallest_class()!r}"
-                f" the fewest); allowed: 1..{largest} or 'all'"
+                f" the fewest); allowed: 1..{largest} or '{ALL}'"
             )
     return target

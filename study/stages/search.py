@@ -10,28 +10,29 @@ b = 0 through B for each architecture, plus scratch, lp-ft and the classical hea
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
-from search_spaces.transfer import Label, Ranges, define_label, grid_points, labels
+from search_spaces.transfer import Label, Ranges, define_label, grid_points
 from study.config.schema import StudyConfig
 from study.config.target import TargetConfig
+from study.stages.context import RunContext
 from study.stages.pretrain import weights_for
 from study.stores.urls import redact
 from study.tuning.progress import PhaseProgress
 from study.tuning.searcher import StratifiedOptunaSearch, Stratum, create_stratum_study
 from study.tuning.tuner import search_tuner
-from trainables.contract import Key, Report
+from trainables.contract import Key, Report, config_size
 from trainables.datasets import TargetData
-from trainables.registry import get_arch
 
 
 def trial_config(suggestion: dict, constants: dict, source: str, torchvision: bool = False) -> dict:
-    """A Tune config: Optuna's suggestion, the stratum's constants, the weight source."""
+    """A Tune config: Optuna's suggestion, its (target, size)'s constants, the weight source."""
     weights = weights_for(suggestion[Key.STRATEGY], suggestion[Key.ARCH], source, torchvision)
     return {**suggestion, **constants, Key.WEIGHTS: weights}
 
 
-def stratum_constants(
+def size_constants(
     config: StudyConfig, target: TargetData, size: int | None, settings: TargetConfig | None = None
 ) -> dict:
     """What every trial of one (target, size) shares (the search phase trains on seed 0's
@@ -41,7 +42,7 @@ def stratum_constants(
         Key.PHASE: "search",
         Key.TARGET: settings.key,
         Key.DATASET: target.name,
-        Key.SIZE: "all" if size is None else size,
+        Key.SIZE: config_size(size),
         Key.SEED: 0,
         Key.STEPS: config.training.steps_for(size),
         Key.REPORTS: config.training.reports,
@@ -54,15 +55,10 @@ def stratum_constants(
     }
 
 
-def search_labels(config: StudyConfig) -> list[Label]:
-    """Every (architecture, strategy label) the study tunes and confirms, at every size."""
-    stages = {arch: get_arch(arch).num_stages for arch in config.search.architectures}
-    return labels(stages, config.search.strategies)
-
-
-def search_budget(config: StudyConfig) -> int:
-    """Search trials in all: the same budget for every (target, size, architecture, label)."""
-    return config.search.trials_per_label * len(search_labels(config)) * len(config.strata())
+def search_budget(config: StudyConfig, labels: list[Label]) -> int:
+    """Search trials in all: the same budget for every (target, size, architecture, label);
+    `labels`: the study's (study.stages.context.search_labels)."""
+    return config.search.trials_per_label * len(labels) * len(config.target_sizes())
 
 
 def stratum_prefix(config: StudyConfig, study_key: str, target: str) -> str:
@@ -71,8 +67,10 @@ def stratum_prefix(config: StudyConfig, study_key: str, target: str) -> str:
     return f"{study_key}.{target}" if config.several_targets() else study_key
 
 
-def make_searcher(config: StudyConfig, targets: dict[str, TargetData], study_key: str):
-    """One Optuna study per (target, size, architecture, strategy label), named
+def make_searcher(
+    config: StudyConfig, targets: dict[str, TargetData], study_key: str, labels: list[Label]
+):
+    """One Optuna study per (target, size, architecture, strategy label of `labels`), named
     `<study_key>[.<target>].size-<size>.<arch>.<label>` (the target only when the study has
     several), each with `trials_per_label` trials, behind one Ray searcher that hands them
     out round-robin. Each study first tries its main parameter spread evenly over its range
@@ -80,14 +78,14 @@ def make_searcher(config: StudyConfig, targets: dict[str, TargetData], study_key
     proposals do not depend on timing."""
     ranges = config.search.ranges()
     budget = config.search.trials_per_label
-    strata, labels_of_study, storage = [], search_labels(config), config.stores.optuna
-    for index, (settings, size) in enumerate(config.strata()):
-        constants = stratum_constants(config, targets[settings.key], size, settings)
+    strata, storage = [], config.stores.optuna
+    for index, (settings, size) in enumerate(config.target_sizes()):
+        constants = size_constants(config, targets[settings.key], size, settings)
         prefix = stratum_prefix(config, study_key, settings.key)
-        for number, label in enumerate(labels_of_study):
+        for number, label in enumerate(labels):
             name = f"{prefix}.size-{constants[Key.SIZE]}.{label.arch}.{label.name}"
-            seed = config.search.seed + 1000 * index + number
-            strata.append(label_stratum(storage, name, seed, label, ranges, budget, constants))
+            study = StratumStudy(storage, name, config.search.seed + 1000 * index + number, budget)
+            strata.append(label_stratum(study, label, ranges, constants))
 
     def suggest(trial, constants):
         return trial_config(
@@ -100,39 +98,49 @@ def make_searcher(config: StudyConfig, targets: dict[str, TargetData], study_key
     return StratifiedOptunaSearch(strata, suggest, metric=Report.VAL_ACC)
 
 
-def label_stratum(
-    storage: str, name: str, seed: int, label: Label, ranges: Ranges, budget: int, constants: dict
-) -> Stratum:
-    """The Optuna study `name` of one strategy label, with `budget` trials: its main
-    parameter (lr, C or k) tried at `budget` points spread over its range first. Every
+@dataclass(frozen=True)
+class StratumStudy:
+    """The Optuna study of one stratum: where it is stored, its name, its sampler's seed,
+    and its trial budget."""
+
+    storage: str
+    name: str
+    seed: int
+    budget: int
+
+
+def label_stratum(study: StratumStudy, label: Label, ranges: Ranges, constants: dict) -> Stratum:
+    """The Optuna study `study.name` of one strategy label, with `study.budget` trials: its
+    main parameter (lr, C or k) tried at `budget` points spread over its range first. Every
     config it gives holds `constants` (what the size's trials share) and the label."""
+    name, budget = study.name, study.budget
     startup = grid_points(label.strategy, ranges, budget)
-    study = create_stratum_study(storage, name, seed, startup, budget)
+    optuna_study = create_stratum_study(study.storage, name, study.seed, startup, budget)
     fixed = {Key.ARCH: label.arch, Key.STRATEGY: label.strategy, Key.FREEZE: label.freeze}
-    return Stratum(name, study, budget, constants | fixed | {Key.STRATUM: name})
+    return Stratum(name, optuna_study, budget, constants | fixed | {Key.STRATUM: name})
 
 
 def suggest_label(trial, constants: dict, ranges: Ranges) -> dict:
-    """Optuna's suggestion for the label a stratum's `constants` fix."""
+    """Optuna's suggestion for the label of a stratum; `constants`: its (target, size)'s."""
     fixed = [constants[key] for key in (Key.ARCH, Key.STRATEGY, Key.FREEZE)]
     return define_label(trial, *fixed, ranges)
 
 
-def run_search(
-    config: StudyConfig, study_key: str, targets, sources, logger, log, verbose: bool = False
-) -> list:
+def run_search(ctx: RunContext) -> list:
     """Every search trial's result, including those a resumed study recovers from Optuna."""
-    searcher = make_searcher(config, targets, study_key)
-    count = len(search_labels(config))
-    log(
-        f"search phase: {search_budget(config)} trials = {config.search.trials_per_label} "
-        f"per (target, size, architecture, strategy label) x {count} labels x "
-        f"{len(config.strata())} (target, size) strata; Optuna studies {study_key}.* in "
+    config, key = ctx.config, ctx.key
+    searcher = make_searcher(config, ctx.targets, key, ctx.labels)
+    budget = search_budget(config, ctx.labels)
+    ctx.log(
+        f"search phase: {budget} trials = {config.search.trials_per_label} "
+        f"per (target, size, architecture, strategy label) x {len(ctx.labels)} labels x "
+        f"{len(config.target_sizes())} (target, size) pairs; Optuna studies {key}.* in "
         f"{redact(config.stores.optuna)}"
     )
-    progress = PhaseProgress("search", search_budget(config), verbose)
-    name = f"{study_key}-search"
-    callbacks = [logger, progress]
-    results = search_tuner(config, name, targets, sources, searcher, callbacks, verbose).fit()
+    progress = PhaseProgress("search", budget, ctx.verbose)
+    name = f"{key}-search"
+    callbacks = [ctx.logger, progress]
+    tuner = search_tuner(config, name, ctx.targets, ctx.sources, searcher, callbacks, ctx.verbose)
+    results = tuner.fit()
     # After a resume, Optuna may hold trials that ended after Ray's last snapshot.
     return [*results, *searcher.results_not_in(results)]

@@ -11,18 +11,19 @@ Nothing here steers a choice: the similarity is reported, never used to pick a s
 
 from __future__ import annotations
 
-from study.config.schema import StudyConfig
+from study.stages.context import RunContext
 from study.tracking import client as tracking
 from trainables.registry import get_arch
 
 METHOD = "Cui et al. 2018 domain similarity exp(-gamma * EMD), class-mean penultimate features"
 
 
-def measure_similarity(config: StudyConfig, targets: dict, sources: dict, client, parent, log):
+def measure_similarity(ctx: RunContext) -> dict[str, dict[str, float]]:
     """Measure, print and log the similarity of every target to the source (per
-    architecture with study-pretrained weights); {target: {arch: similarity}}."""
+    architecture with study-pretrained weights, `ctx.sources`); {target: {arch: similarity}}."""
     from trainables.similarity import measure, source_sample
 
+    config, sources, log = ctx.config, ctx.sources, ctx.log
     if config.source.weights != "study" or not sources:
         why = (
             "torchvision weights: their source data is not here"
@@ -34,7 +35,7 @@ def measure_similarity(config: StudyConfig, targets: dict, sources: dict, client
     sample = source_sample()
     found: dict[str, dict[str, float]] = {}
     metrics = {}
-    for name, target in targets.items():
+    for name, target in ctx.targets.items():
         for arch, state in sources.items():
             value = measure(get_arch(arch), state, target, sample)
             found.setdefault(name, {})[arch] = value.similarity
@@ -44,5 +45,7 @@ def measure_similarity(config: StudyConfig, targets: dict, sources: dict, client
                 f"similarity of {name} to {config.source.dataset} ({arch} features): "
                 f"{value.similarity:.3f} (EMD {value.emd:.3g}, gamma {value.gamma:.3g})"
             )
-    tracking.log_study_values(client, parent, params={"similarity_method": METHOD}, metrics=metrics)
+    tracking.log_study_values(
+        ctx.client, ctx.parent, params={tracking.PARAM_SIMILARITY_METHOD: METHOD}, metrics=metrics
+    )
     return found

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import socket
-from pathlib import Path
 
 from study.errors import BadInput, ConfigError
 from study.stores.urls import (
@@ -23,6 +22,7 @@ from study.stores.urls import (
     scheme,
     secrets,
     sqlalchemy_url,
+    sqlite_path,
 )
 
 TIMEOUT_S = 5  # per step (socket, then login): an unreachable store fails within 15 s
@@ -58,7 +58,7 @@ def url_problem(key: str, url: str, reach: bool = True, where: str = "") -> str 
         return f"{where} {shown!r}: port {found.port} is out of range (1..65535)"
     if kind in TRACKING_SERVERS:
         return _server_problem(where, url) if reach else None
-    problem = _driver_problem(where, shown, url) or _sqlite_problem(where, found)
+    problem = _driver_problem(where, shown, url) or _sqlite_problem(where, url)
     if problem or not reach or kind == "sqlite":
         return problem
     return _database_problem(where, url, found)
@@ -77,10 +77,11 @@ def _driver_problem(where: str, shown: str, url: str) -> str | None:
     return None
 
 
-def _sqlite_problem(where: str, found) -> str | None:
-    if found.get_backend_name() != "sqlite" or not found.database:
+def _sqlite_problem(where: str, url: str) -> str | None:
+    path = sqlite_path(url)
+    if path is None:
         return None
-    folder = Path(found.database).expanduser().parent
+    folder = path.expanduser().parent
     if not folder.is_dir():
         return f"{where}: the folder {folder} of the SQLite file does not exist"
     return None
@@ -163,11 +164,10 @@ def check_tracking_uri(url: str) -> None:
 
 def existing_store(uri: str) -> str:
     """Refuse to query a SQLite store that does not exist (MLflow would create it)."""
-    if uri.startswith("sqlite:///"):
-        path = Path(uri.removeprefix("sqlite:///"))
-        if not path.is_file():
-            raise BadInput(
-                f"no MLflow store at {path} (tracking URI {uri}); run `study run` first "
-                f"or pass --tracking-uri"
-            )
+    path = sqlite_path(uri)
+    if path is not None and not path.is_file():
+        raise BadInput(
+            f"no MLflow store at {path} (tracking URI {uri}); run `study run` first "
+            f"or pass --tracking-uri"
+        )
     return uri

@@ -9,13 +9,16 @@ URLs, with their passwords, come from the environment instead:
 A password written into a YAML file is refused at validation. Everything this service
 prints, logs to MLflow or pickles into Ray's experiment folder carries the URL with its
 password masked; `reveal` turns such a masked URL back into the real one by finding it in
-the environment, so a restored Ray experiment reconnects without the password on disk.
+the environment, so a restored Ray experiment reconnects without the password on disk
+(`mask_urls` / `reveal_urls`: what every object Ray pickles does with the URLs it holds).
 """
 
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
+from pathlib import Path
 from urllib.parse import urlencode
 
 ENV_MLFLOW = "STUDY_MLFLOW_DB"
@@ -95,6 +98,49 @@ def reveal(url: str) -> str:
     )
 
 
+def mask_urls(state: dict, names: Iterable[str]) -> dict:
+    """A copy of `state` (an object's attributes, about to be pickled: Ray keeps searchers,
+    callbacks and the config in its experiment folder) with the store URL under each of
+    `names` masked. The value is a URL, or a tuple whose first item is one (a store to
+    reconnect to: its URL, then what else that takes); any other value is left as it is."""
+    return {**state, **{name: _on_url(state[name], redact) for name in names}}
+
+
+def reveal_urls(state: dict, names: Iterable[str], *, required: bool = True) -> dict:
+    """A copy of unpickled `state` with each URL `mask_urls` masked the real one again,
+    found in the environment (`reveal`). Where the environment lacks it: ValueError, or,
+    when not `required`, the masked URL kept (e.g. on a worker node, which never opens
+    the stores)."""
+    revealed = dict(state)
+    for name in names:
+        try:
+            revealed[name] = _on_url(state[name], reveal)
+        except ValueError:
+            if required:
+                raise
+    return revealed
+
+
+def _on_url(value, change):
+    """`value` with `change` applied to its URL (see mask_urls)."""
+    if isinstance(value, str):
+        return change(value)
+    if isinstance(value, tuple) and value and isinstance(value[0], str):
+        return (change(value[0]), *value[1:])
+    return value
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL as SQLAlchemy reads it (`sqlite:///mlflow.db` ->
+    mlflow.db, `sqlite:////abs/optuna.db` -> /abs/optuna.db); None for any other URL, an
+    in-memory database, or a URL SQLAlchemy cannot parse."""
+    found = parsed(url)
+    if found is None or found.get_backend_name() != "sqlite":
+        return None
+    database = found.database
+    return Path(database) if database and database != ":memory:" else None
+
+
 def mlflow_from_env() -> str | None:
     return os.environ.get(ENV_MLFLOW) or os.environ.get(ENV_MLFLOW_FALLBACK) or None
 
@@ -106,10 +152,6 @@ def optuna_from_env() -> str | None:
 def scheme(url: str) -> str:
     """The URL's scheme without its driver: `postgresql` for `postgresql+psycopg2://`."""
     return url.split("://", 1)[0].split("+", 1)[0].lower() if "://" in url else ""
-
-
-def is_postgres(url: str) -> bool:
-    return scheme(url) in ("postgresql", "postgres")
 
 
 def sqlalchemy_url(url: str) -> str:

@@ -49,10 +49,6 @@ def client_for(tracking_uri: str) -> MlflowClient:
 logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
 
 
-# MLflow 3's UI opens an experiment in its GenAI view unless it says it holds model training.
-EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
-
-
 @store_write
 def ensure_experiment(client: MlflowClient, name: str, artifacts: str) -> str:
     experiment = client.get_experiment_by_name(name)
@@ -76,8 +72,9 @@ def describe_run(client: MlflowClient, run_id: str, markdown: str) -> None:
     client.set_tag(run_id, MLFLOW_RUN_NOTE, markdown[:MAX_TAG_VAL_LENGTH])
 
 
-def run_description(run) -> str | None:
-    return run.data.tags.get(MLFLOW_RUN_NOTE)
+def get_run(client: MlflowClient, run_id: str):
+    """Run `run_id` with its tags, params and metrics."""
+    return client.get_run(run_id)
 
 
 def study_run_name(study: str) -> str:
@@ -89,7 +86,6 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-CONFIG_ARTIFACT = "config.yaml"  # the study config, on the parent run (what --resume reads)
 ALL_RUNS = 50000  # MLflow's largest page: "every run" for a study's child runs
 
 
@@ -152,7 +148,7 @@ def close_interrupted_runs(client: MlflowClient, parent_run_id: str) -> int:
     had started and that the resumed Ray experiment no longer knows. Returns how many."""
     runs = child_runs(client, parent_run_id, status="RUNNING")
     for run in runs:
-        client.set_tag(run.info.run_id, TAG_TRIAL_STATE, "interrupted")
+        client.set_tag(run.info.run_id, TAG_TRIAL_STATE, TRIAL_INTERRUPTED)
         client.set_terminated(run.info.run_id, "KILLED", end_time=now_ms())
     return len(runs)
 
@@ -166,14 +162,14 @@ def experiment_ids(client: MlflowClient, name: str | None = None) -> list[str]:
 
 
 def experiment_names(client: MlflowClient) -> list[str]:
-    return [e.name for e in client.search_experiments() if e.name != "Default"]
+    return [e.name for e in client.search_experiments() if e.name != DEFAULT_EXPERIMENT]
 
 
 def latest_study_run(client: MlflowClient, ids: list[str], status: str | None = None):
     """The most recent study (parent) run in experiments `ids` (of `status`), or None."""
     if not ids:
         return None
-    runs = search_runs(client, ids, run_type="study", status=status, latest_only=True)
+    runs = search_runs(client, ids, run_type=RUN_STUDY, status=status, latest_only=True)
     return runs[0] if runs else None
 
 
@@ -199,7 +195,7 @@ def start_study_run(
     run = client.create_run(
         experiment_id,
         start_time=now_ms(),
-        tags={TAG_RUN_TYPE: "study", TAG_STUDY: study, MLFLOW_RUN_NAME: study_run_name(study)},
+        tags={TAG_RUN_TYPE: RUN_STUDY, TAG_STUDY: study, MLFLOW_RUN_NAME: study_run_name(study)},
     )
     client.log_batch(run.info.run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()])
     if config is not None:
@@ -267,11 +263,11 @@ def record_pretraining(
         experiment_id,
         start_time=int(task.started * 1000),
         tags={
-            TAG_RUN_TYPE: "pretrain",
+            TAG_RUN_TYPE: RUN_PRETRAIN,
             TAG_ARCH: checkpoint.arch,
-            "checkpoint": str(checkpoint.path),
+            TAG_CHECKPOINT: str(checkpoint.path),
             TAG_NODE_ID: task.node_id,
-            "pid": str(task.pid),
+            TAG_PID: str(task.pid),
             MLFLOW_RUN_NAME: f"pretrain-{checkpoint.arch}",
         },
     )
@@ -279,7 +275,7 @@ def record_pretraining(
         run.info.run_id,
         params=[Param(k, str(v)) for k, v in settings.items()],
         metrics=[
-            Metric("source_val_acc", checkpoint.val_acc, now_ms(), 0),
+            Metric(METRIC_SOURCE_VAL_ACC, checkpoint.val_acc, now_ms(), 0),
             Metric(METRIC_TRAIN_SECONDS, checkpoint.train_seconds, now_ms(), 0),
         ],
     )

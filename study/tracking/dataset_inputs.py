@@ -17,12 +17,14 @@ import numpy as np
 from mlflow.entities import Dataset, DatasetInput, InputTag
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
+from trainables.contract import ALL, config_size
+
 SOURCE_TYPE = "study"  # not a file or table MLflow could open: a subset of the loaded target
 
 
 def subset_key(target: str, size, seed) -> str:
-    """How the trial logger looks a subset up: a trial config's target name, size (int or
-    "all") and seed."""
+    """How the trial logger looks a subset up: a trial config's target name, size (as the
+    config writes it: an int or ALL, `trainables.contract.config_size`) and seed."""
     return f"{target}/{size}/{seed}"
 
 
@@ -34,14 +36,14 @@ def _digest(x: np.ndarray, y: np.ndarray) -> str:
 
 def describe_subset(target, size: int | None, seed: int) -> dict[str, str]:
     """The fields of an MLflow Dataset for the training subset (size, seed) of `target`
-    (a TargetData); size None is the whole pool ("all")."""
+    (a TargetData); size None is the whole pool (ALL)."""
     subset = target.train_subset(size, seed)
     counts = np.bincount(subset.y, minlength=target.num_classes)
-    shown = "all" if size is None else size
+    shown = config_size(size)
     profile = {
         "examples_per_class": shown
         if size is not None
-        else f"all ({counts.min()}..{counts.max()})",
+        else f"{ALL} ({counts.min()}..{counts.max()})",
         "seed": seed,
         "classes": target.num_classes,
         "examples": len(subset),
@@ -62,10 +64,10 @@ def training_subsets(config, targets: dict) -> dict[str, dict[str, str]]:
     0..seeds-1 (the search phase uses seed 0, the confirm phase every seed); `targets`:
     the loaded targets by name."""
     return {
-        subset_key(settings.key, "all" if size is None else size, seed): describe_subset(
+        subset_key(settings.key, config_size(size), seed): describe_subset(
             targets[settings.key], size, seed
         )
-        for settings, size in config.strata()
+        for settings, size in config.target_sizes()
         for seed in range(settings.seeds)
     }
 

@@ -18,7 +18,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 from ray.tune import Callback
 
 from study.stores.signals import store_write
-from study.stores.urls import redact, reveal
+from study.stores.urls import mask_urls, reveal_urls
 from study.tracking import client as t
 from study.tracking.dataset_inputs import subset_key, training_input
 from trainables.contract import Key, Report, is_completed
@@ -27,7 +27,7 @@ from trainables.contract import Key, Report, is_completed
 def trial_tags(config: dict, stages: int, label: str) -> dict[str, str]:
     candidate = {t.TAG_CANDIDATE: str(config[Key.CANDIDATE])} if Key.CANDIDATE in config else {}
     return candidate | {
-        t.TAG_RUN_TYPE: "trial",
+        t.TAG_RUN_TYPE: t.RUN_TRIAL,
         t.TAG_PHASE: config[Key.PHASE],
         t.TAG_TARGET: str(config.get(Key.TARGET, "")),
         t.TAG_DATASET: config[Key.DATASET],
@@ -78,13 +78,14 @@ class MlflowTrialLogger(Callback):
     # password out of it, and reconnect from the environment on Tuner.restore.
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        state["client"] = redact(self.client.tracking_uri)
+        state["client"] = self.client.tracking_uri
         state["run_ids"], state["logged_step"] = {}, {}
         state["placed"], state["closed"] = set(), set()
-        return state
+        return mask_urls(state, ("client",))
 
     def __setstate__(self, state: dict) -> None:
-        state["client"] = t.client_for(reveal(state["client"]))
+        state = reveal_urls(state, ("client",))
+        state["client"] = t.client_for(state["client"])
         self.__dict__.update(state)
 
     def find_run(self, trial_id: str):
@@ -100,7 +101,7 @@ class MlflowTrialLogger(Callback):
             return  # restarted after a failure: same run
         existing = self.find_run(trial_id)
         if existing is not None:  # a resumed study: go on in the trial's run
-            interrupted = existing.data.tags.get(t.TAG_TRIAL_STATE) == "interrupted"
+            interrupted = existing.data.tags.get(t.TAG_TRIAL_STATE) == t.TRIAL_INTERRUPTED
             if interrupted:  # closed when its driver was stopped; Ray goes on with it
                 self.client.update_run(existing.info.run_id, status="RUNNING")
             if existing.info.status == "RUNNING" or interrupted:
@@ -191,7 +192,7 @@ class MlflowTrialLogger(Callback):
         self.client.log_batch(
             run_id,
             metrics=final,
-            tags=[RunTag(t.TAG_TRIAL_STATE, "completed" if finished else "pruned")]
+            tags=[RunTag(t.TAG_TRIAL_STATE, t.TRIAL_COMPLETED if finished else t.TRIAL_PRUNED)]
             + [
                 RunTag(t.TAG_FEATURE_CACHE, str(v)) for v in [result.get(Report.FEATURE_CACHE)] if v
             ],
@@ -205,7 +206,10 @@ class MlflowTrialLogger(Callback):
             return
         self.client.log_batch(
             run_id,
-            tags=[RunTag(t.TAG_TRIAL_STATE, "failed"), RunTag(t.TAG_ERROR, error_line(trial))],
+            tags=[
+                RunTag(t.TAG_TRIAL_STATE, t.TRIAL_FAILED),
+                RunTag(t.TAG_ERROR, error_line(trial)),
+            ],
         )
         self.client.set_terminated(run_id, "FAILED", end_time=t.now_ms())
 

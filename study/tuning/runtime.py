@@ -120,17 +120,27 @@ def addable_node_types(path: Path = BOOTSTRAP_CONFIG) -> list[dict]:
     ]
 
 
+def trial_fits(resources: dict, config: StudyConfig) -> bool:
+    """Whether a node with `resources` (Ray's names: CPU, GPU) holds one trial of the study
+    (`resources.cpu_per_trial`, `resources.gpu_per_trial`)."""
+    cpu, gpu = config.resources.cpu_per_trial, config.resources.gpu_per_trial
+    return resources.get("CPU", 0) >= cpu and resources.get("GPU", 0) >= gpu
+
+
+def node_type_fits(resources: dict, config: StudyConfig) -> bool:
+    """Whether nodes of a type the autoscaler can add, declared with `resources`, hold one
+    trial; a type that leaves its resources to Ray's detection (`{}`) might, and is given
+    the benefit of the doubt."""
+    return not resources or trial_fits(resources, config)
+
+
 def check_trial_fits(config: StudyConfig, nodes: list[dict], node_types: list[dict]) -> None:
     """Raise ClusterTooSmall when no live node and no addable node type holds one trial: its
     trials would wait forever. A node type with undeclared resources might."""
     cpu, gpu = config.resources.cpu_per_trial, config.resources.gpu_per_trial
-
-    def holds(resources: dict) -> bool:
-        return resources.get("CPU", 0) >= cpu and resources.get("GPU", 0) >= gpu
-
-    if any(holds(node) for node in nodes):
+    if any(trial_fits(node, config) for node in nodes):
         return
-    if any(not resources or holds(resources) for resources in node_types):
+    if any(node_type_fits(resources, config) for resources in node_types):
         return
     have = ", ".join(f"{node.get('CPU', 0):g} CPU {node.get('GPU', 0):g} GPU" for node in nodes)
     addable = ", ".join(str(r) for r in node_types) or "none"

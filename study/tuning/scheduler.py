@@ -1,9 +1,10 @@
-"""Early stopping inside each stratum: one ASHA per target dataset size.
+"""Early stopping inside each stratum: one ASHA per (target, size, architecture, label).
 
-All sizes share one Ray Tune experiment, but their accuracies are not comparable (1
+All strata share one Ray Tune experiment, but their accuracies are not comparable (1
 example per class tops out far below the full set), so a single ASHA would stop every
-small-size trial against the large sizes' rungs. This scheduler keeps one ASHA per
-stratum and hands each trial to its own.
+small-size trial against the large sizes' rungs. This scheduler keeps one ASHA per value
+of a trial config key (the study's: Key.STRATUM, the stratum's Optuna study; by default
+the size) and hands each trial to its own.
 """
 
 from __future__ import annotations
@@ -26,13 +27,13 @@ class PerStratumScheduler(FIFOScheduler):
         return all(s.set_search_properties(metric, mode, **spec) for s in self.schedulers.values())
 
     def _of(self, trial) -> TrialScheduler:
-        stratum = str(trial.config[self.key])
-        if stratum not in self.schedulers:
+        group = str(trial.config[self.key])
+        if group not in self.schedulers:
             scheduler = self.make()
             if self.search_properties:
                 scheduler.set_search_properties(**self.search_properties)
-            self.schedulers[stratum] = scheduler
-        return self.schedulers[stratum]
+            self.schedulers[group] = scheduler
+        return self.schedulers[group]
 
     def on_trial_add(self, tune_controller, trial):
         self._of(trial).on_trial_add(tune_controller, trial)

@@ -1,8 +1,9 @@
-"""One Optuna study per stratum (target dataset size), behind one Ray Tune searcher.
+"""One Optuna study per stratum, behind one Ray Tune searcher.
 
-Ray Tune runs a single experiment with a single searcher; the question is asked
-separately for every size, so this searcher holds one Optuna study per size and hands
-out suggestions round-robin until each stratum has used its budget. It talks to Optuna
+A stratum is one (target, size, architecture, strategy label) and its Optuna study. Ray
+Tune runs a single experiment with a single searcher; the question is asked separately
+for every stratum, so this searcher holds one Optuna study per stratum and hands out
+suggestions round-robin until each stratum has used its budget. It talks to Optuna
 through ask/tell on RDB storage, which gives pruned-trial semantics: a trial that ASHA
 stopped early is told as PRUNED (with its intermediate values), not as COMPLETE with a
 truncated score, so it does not bias TPE.
@@ -28,7 +29,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
-from study.stores.urls import redact, reveal, sqlalchemy_url
+from study.stores.urls import mask_urls, reveal_urls, sqlalchemy_url
 from trainables.contract import Key, Report, is_completed
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -37,7 +38,8 @@ OBJECTIVE = Report.BEST_VAL_ACC  # what a trial that ran to the end is told with
 
 
 class Stratum:
-    """One Optuna study and how a suggestion from it becomes a Tune config."""
+    """One (target, size, architecture, strategy label): its Optuna study, its budget, and
+    the constants that make a suggestion from it a Tune config."""
 
     def __init__(self, key: str, study: optuna.Study, budget: int, constants: dict) -> None:
         self.key = key
@@ -50,14 +52,15 @@ class Stratum:
         state = self.__dict__.copy()
         url = _storage_url(self.study)
         if url is not None:  # reconnect on unpickling, without the password on disk
-            state["study"] = (redact(url), self.study.study_name, self.study.sampler)
-        return state
+            state["study"] = (url, self.study.study_name, self.study.sampler)
+        return mask_urls(state, ("study",))
 
     def __setstate__(self, state: dict) -> None:
+        state = reveal_urls(state, ("study",))
         if isinstance(state["study"], tuple):
             url, name, sampler = state["study"]
             state["study"] = optuna.load_study(
-                study_name=name, storage=sqlalchemy_url(reveal(url)), sampler=sampler
+                study_name=name, storage=sqlalchemy_url(url), sampler=sampler
             )
         self.__dict__.update(state)
 
@@ -108,8 +111,8 @@ def close_running_trials(storage: str, study_key: str) -> int:
 
 
 def stratum_of(config: dict) -> str:
-    """Which stratum a config belongs to: its `stratum` key, else (configs of a search
-    with one study per size) its size."""
+    """Which stratum a config belongs to: its `stratum` key (the stratum's Optuna study
+    name), else, for configs without one, its size."""
     return str(config.get(Key.STRATUM, config.get(Key.SIZE)))
 
 

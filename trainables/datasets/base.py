@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from trainables.contract import ALL
+
 if TYPE_CHECKING:  # images.py imports this module
     from trainables.datasets.images import Encoding
 
@@ -177,7 +179,7 @@ class TargetData:
         if not 1 <= size <= self.max_size():
             raise ValueError(
                 f"size must be 1..{self.max_size()} examples per class for {self.name} "
-                f"(or 'all'), got {size}"
+                f"(or '{ALL}'), got {size}"
             )
         rng = np.random.default_rng(seed)
         picked = [
