@@ -1,0 +1,198 @@
+"""Error rates and trial savings of the raced decision (study.answer.decision), simulated.
+
+Thousands of synthetic (target, size) races with known per-contender accuracies and paired
+noise like the default study's: 20 contenders; on each seed a subset effect shared by every
+contender (SD 0.035: an easy or a hard subset at 1 example per class) plus each contender's
+own noise (a paired difference's SD 0.025, as at 1 example per class; then 0.008, as at a
+larger size, where the tests have the power to decide); accuracies rounded to a 1,000-example
+test set. Per (looks, margin), the truths:
+
+- all equal: any clear winner is wrong
+- one better: one contender better by 2 margins, the others equal
+- boundary: the others worse by exactly the margin: equivalence must not be claimed
+- two tied: two best, equal, the others 5 margins below (the hardest for a wrong winner)
+- spread: contender i at -i points (a real study's spread): what racing saves
+
+A wrong clear winner: one that is not strictly the best; a wrong equivalent: a member at
+least the margin below the best (the boundary counts). Each rate with its binomial SE and
+"ok" when <= alpha + 2 SE (else OVER); then each verdict's rate, the trials spent over the
+fixed design's (every contender on every seed of the last look), and the median seeds
+needed of the undecided.
+
+    python bench/decision_errors.py [--studies N] [--quick] [--paired-sd 0.025,0.008]
+
+Ends with the ratio line of the other benchmarks (bench/common.py's format, written here:
+importing bench.common would import torch): the worst error rate less 2 SE, against alpha.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+try:
+    from study.answer import decision
+except ModuleNotFoundError:  # a checkout without `pip install -e .`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from study.answer import decision
+
+BASE = 0.6
+LOOKS = ((2, 3, 5), (3, 5, 8))
+MARGINS = (0.02, 0.01)
+TRUTHS = ("all equal", "one better", "boundary", "two tied", "spread")
+
+
+@dataclass(frozen=True)
+class Noise:
+    subset_sd: float = 0.035  # shared by every contender on a seed
+    paired_sd: float = 0.025  # SD of a paired difference between two contenders
+    test_examples: int = 1000  # accuracies are counts: rounded to 1 / test_examples
+
+
+def truth_means(truth: str, contenders: int, margin: float) -> np.ndarray:
+    """Each contender's true accuracy; contender 0 is a best one."""
+    means = np.full(contenders, BASE)
+    if truth == "one better":
+        means[0] += 2 * margin
+    elif truth == "boundary":
+        means[1:] -= margin
+    elif truth == "two tied":
+        means[2:] -= 5 * margin
+    elif truth == "spread":
+        means -= 0.01 * np.arange(contenders)
+    elif truth != "all equal":
+        raise ValueError(f"unknown truth {truth!r}")
+    return means
+
+
+@dataclass
+class Tally:
+    """The outcomes of `studies` races under one truth."""
+
+    studies: int = 0
+    verdicts: dict[str, int] = field(default_factory=dict)
+    wrong_winner: int = 0
+    wrong_equivalent: int = 0
+    trials: int = 0
+    fixed_trials: int = 0
+    seeds_needed: list[int] = field(default_factory=list)
+
+    def add(self, result: decision.RaceResult, means: np.ndarray, margin: float) -> None:
+        final = result.decision
+        self.studies += 1
+        self.verdicts[final.verdict] = self.verdicts.get(final.verdict, 0) + 1
+        mean_of = {f"c{i:02d}": m for i, m in enumerate(means)}
+        if final.verdict == decision.CLEAR_WINNER:
+            others = [m for name, m in mean_of.items() if name != final.best]
+            self.wrong_winner += max(others) >= mean_of[final.best]
+        if final.verdict == decision.EQUIVALENT:
+            lowest = min(mean_of[name] for name in final.survivors)
+            self.wrong_equivalent += means.max() - lowest >= margin - 1e-12
+        if final.verdict == decision.UNDECIDED and final.seeds_needed is not None:
+            self.seeds_needed.append(final.seeds_needed)
+        self.trials += result.trials
+        self.fixed_trials += result.fixed_trials
+
+    def rate(self, count: int) -> tuple[float, float]:
+        """A rate and its binomial standard error."""
+        p = count / self.studies
+        return p, math.sqrt(p * (1 - p) / self.studies)
+
+
+def one_race(rng, means, looks: decision.Looks, margin: float, noise: Noise):
+    """A synthetic (target, size) raced: accuracies drawn for every seed up front."""
+    seeds = looks.seeds[-1]
+    own = noise.paired_sd / math.sqrt(2)
+    acc = means[:, None] + rng.normal(0, noise.subset_sd, seeds)
+    acc = acc + rng.normal(0, own, (len(means), seeds))
+    acc = np.clip(np.round(acc * noise.test_examples) / noise.test_examples, 0, 1)
+    names = [f"c{i:02d}" for i in range(len(means))]
+    return decision.race(lambda name, seed: float(acc[int(name[1:]), seed]), names, looks, margin)
+
+
+def simulate(truth, looks, margin, studies, rng, contenders=20, noise=Noise()) -> Tally:
+    """`studies` races under `truth`, tallied."""
+    means = truth_means(truth, contenders, margin)
+    tally = Tally()
+    for _ in range(studies):
+        tally.add(one_race(rng, means, looks, margin, noise), means, margin)
+    return tally
+
+
+def row(truth: str, tally: Tally, alpha: float) -> tuple[str, float]:
+    """One truth's line, and its worse error rate less 2 SE (ok: <= alpha)."""
+    cells, worst = [], 0.0
+    for count in (tally.wrong_winner, tally.wrong_equivalent):
+        p, se = tally.rate(count)
+        ok = "ok" if p <= alpha + 2 * se else "OVER"
+        cells.append(f"{p:6.3f} ±{se:.3f} {ok:4}")
+        worst = max(worst, p - 2 * se)
+    shares = " ".join(
+        f"{tally.verdicts.get(v, 0) / tally.studies:5.2f}"
+        for v in (decision.CLEAR_WINNER, decision.EQUIVALENT, decision.UNDECIDED)
+    )
+    needed = f"{statistics.median(tally.seeds_needed):6.0f}" if tally.seeds_needed else "     -"
+    line = (
+        f"  {truth:11} {cells[0]}  {cells[1]}  {shares}  "
+        f"{tally.trials / tally.fixed_trials:6.3f}  {needed}"
+    )
+    return line, worst
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--studies", type=int, default=1000, help="races per truth and setting")
+    parser.add_argument("--quick", action="store_true", help="20 races per truth and setting")
+    parser.add_argument("--contenders", type=int, default=20)
+    parser.add_argument(
+        "--paired-sd", default="0.025,0.008", help="paired SDs to run, comma-separated"
+    )
+    parser.add_argument("--subset-sd", type=float, default=Noise.subset_sd)
+    parser.add_argument("--spending", default="obrien-fleming", choices=decision.SPENDING)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    studies = 20 if args.quick else args.studies
+    rng = np.random.default_rng(args.seed)
+    started, worst = time.perf_counter(), 0.0
+    for paired_sd in (float(sd) for sd in args.paired_sd.split(",")):
+        noise = Noise(args.subset_sd, paired_sd)
+        print(
+            f"\n=== {studies} races per truth, {args.contenders} contenders, paired SD "
+            f"{noise.paired_sd}, subset SD {noise.subset_sd}, {args.spending} spending"
+        )
+        worst = max(worst, run_noise(args, studies, noise, rng))
+    print(f"\n{time.perf_counter() - started:.0f} s")
+    met = "met" if worst <= 0.05 else "not met"
+    print(f"ratio worst error rate less 2 SE: {worst:.3f} (goal <= 0.05: {met})")
+    return 0
+
+
+def run_noise(args, studies: int, noise: Noise, rng) -> float:
+    """Every (looks, margin) and truth at one noise; the worst error rate less 2 SE."""
+    worst = 0.0
+    for seeds in LOOKS:
+        looks = decision.Looks(seeds, spending=args.spending)
+        for margin in MARGINS:
+            levels = ", ".join(f"{looks.level(k):.4f}" for k in range(len(seeds)))
+            print(f"\nlooks {seeds} (alpha per look {levels}), margin {margin}")
+            print(
+                "  truth       wrong winner          wrong equivalent      "
+                "  win   eqv   und  trials  seeds needed"
+            )
+            for truth in TRUTHS:
+                tally = simulate(truth, looks, margin, studies, rng, args.contenders, noise)
+                line, truth_worst = row(truth, tally, looks.alpha)
+                print(line)
+                worst = max(worst, truth_worst)
+    return worst
+
+
+if __name__ == "__main__":
+    sys.exit(main())
