@@ -20,6 +20,11 @@ fixed design's (every contender on every seed of the last look), and the median 
 needed of the undecided.
 
     python bench/decision_errors.py [--studies N] [--quick] [--paired-sd 0.025,0.008]
+        [--pooled] [--looks 3,5,8/3,5,8,12] [--margins 0.02,0.01] [--unequal 2]
+
+--pooled: Looks(pooled=True), the noise pooled over every accuracy of the race (pooled.py);
+--unequal F: every odd contender's own noise F times the others' (what pooling costs when
+the contenders' noise differs: a pooled SE too small for the noisy pairs).
 
 Ends with the ratio line of the other benchmarks (bench/common.py's format, written here:
 importing bench.common would import torch): the worst error rate less 2 SE, against alpha.
@@ -35,17 +40,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# `python bench/<name>.py` puts bench/ on sys.path, not the repo root that `bench.*` is in
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import numpy as np
 
-try:
-    from study.answer import decision
-except ModuleNotFoundError:  # a checkout without `pip install -e .`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from study.answer import decision
+from study.answer import decision
 
 BASE = 0.6
-LOOKS = ((2, 3, 5), (3, 5, 8))
-MARGINS = (0.02, 0.01)
 TRUTHS = ("all equal", "one better", "boundary", "two tied", "spread")
 
 
@@ -54,6 +56,7 @@ class Noise:
     subset_sd: float = 0.035  # shared by every contender on a seed
     paired_sd: float = 0.025  # SD of a paired difference between two contenders
     test_examples: int = 1000  # accuracies are counts: rounded to 1 / test_examples
+    unequal: float = 1.0  # every odd contender's own noise this many times the others'
 
 
 def truth_means(truth: str, contenders: int, margin: float) -> np.ndarray:
@@ -109,9 +112,10 @@ class Tally:
 def one_race(rng, means, looks: decision.Looks, margin: float, noise: Noise):
     """A synthetic (target, size) raced: accuracies drawn for every seed up front."""
     seeds = looks.seeds[-1]
-    own = noise.paired_sd / math.sqrt(2)
+    scale = np.where(np.arange(len(means)) % 2 == 1, noise.unequal, 1.0)[:, None]
+    own = noise.paired_sd / math.sqrt(2) * scale
     acc = means[:, None] + rng.normal(0, noise.subset_sd, seeds)
-    acc = acc + rng.normal(0, own, (len(means), seeds))
+    acc = acc + own * rng.normal(0, 1, (len(means), seeds))
     acc = np.clip(np.round(acc * noise.test_examples) / noise.test_examples, 0, 1)
     names = [f"c{i:02d}" for i in range(len(means))]
     return decision.race(lambda name, seed: float(acc[int(name[1:]), seed]), names, looks, margin)
@@ -157,15 +161,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--subset-sd", type=float, default=Noise.subset_sd)
     parser.add_argument("--spending", default="obrien-fleming", choices=decision.SPENDING)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--pooled", action="store_true", help="pool the noise (pooled.py)")
+    parser.add_argument("--looks", default="2,3,5/3,5,8", help="look plans, /-separated")
+    parser.add_argument("--margins", default="0.02,0.01", help="margins, comma-separated")
+    parser.add_argument("--truths", default=",".join(TRUTHS), help="truths, comma-separated")
+    parser.add_argument("--unequal", type=float, default=1.0, help="odd contenders' noise x")
     args = parser.parse_args(argv)
     studies = 20 if args.quick else args.studies
     rng = np.random.default_rng(args.seed)
     started, worst = time.perf_counter(), 0.0
     for paired_sd in (float(sd) for sd in args.paired_sd.split(",")):
-        noise = Noise(args.subset_sd, paired_sd)
+        noise = Noise(args.subset_sd, paired_sd, unequal=args.unequal)
         print(
             f"\n=== {studies} races per truth, {args.contenders} contenders, paired SD "
-            f"{noise.paired_sd}, subset SD {noise.subset_sd}, {args.spending} spending"
+            f"{noise.paired_sd} (odd contenders x{noise.unequal}), subset SD "
+            f"{noise.subset_sd}, {args.spending} spending, {'pooled' if args.pooled else 'paired'}"
         )
         worst = max(worst, run_noise(args, studies, noise, rng))
     print(f"\n{time.perf_counter() - started:.0f} s")
@@ -177,16 +187,17 @@ def main(argv: list[str] | None = None) -> int:
 def run_noise(args, studies: int, noise: Noise, rng) -> float:
     """Every (looks, margin) and truth at one noise; the worst error rate less 2 SE."""
     worst = 0.0
-    for seeds in LOOKS:
-        looks = decision.Looks(seeds, spending=args.spending)
-        for margin in MARGINS:
+    plans = [tuple(int(n) for n in plan.split(",")) for plan in args.looks.split("/")]
+    for seeds in plans:
+        looks = decision.Looks(seeds, spending=args.spending, pooled=args.pooled)
+        for margin in (float(m) for m in args.margins.split(",")):
             levels = ", ".join(f"{looks.level(k):.4f}" for k in range(len(seeds)))
             print(f"\nlooks {seeds} (alpha per look {levels}), margin {margin}")
             print(
                 "  truth       wrong winner          wrong equivalent      "
                 "  win   eqv   und  trials  seeds needed"
             )
-            for truth in TRUTHS:
+            for truth in args.truths.split(","):
                 tally = simulate(truth, looks, margin, studies, rng, args.contenders, noise)
                 line, truth_worst = row(truth, tally, looks.alpha)
                 print(line)

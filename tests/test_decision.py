@@ -24,6 +24,7 @@ from study.answer.decision import (
     shown_equivalent,
     shown_worse,
 )
+from study.answer.pooled import residual_variance
 
 
 def accuracies(mean: float, seeds: int, sd: float, rng, shared=None) -> dict[int, float]:
@@ -174,3 +175,45 @@ def test_simulated_error_rates_stay_within_alpha(truth, paired_sd):
         rate, se = tally.rate(count)
         assert rate <= 0.05 + 3 * max(se, math.sqrt(0.05 * 0.95 / tally.studies))
     assert tally.trials <= tally.fixed_trials
+
+
+def test_the_pooled_noise_is_the_two_way_residual_variance_with_its_degrees_of_freedom():
+    rng = np.random.default_rng(6)
+    shared = rng.normal(0, 0.035, 6)
+    two = {"a": accuracies(0.7, 6, 0.01, rng, shared), "b": accuracies(0.7, 6, 0.01, rng, shared)}
+    s2, df = residual_variance(two)  # two contenders: half the paired differences' variance
+    diffs = [two["a"][s] - two["b"][s] for s in range(6)]
+    assert df == 5 and math.isclose(2 * s2, float(np.var(diffs, ddof=1)))
+    shared = rng.normal(0, 0.035, 40)
+    many = {f"c{i}": accuracies(0.7 + 0.01 * i, 40, 0.01, rng, shared) for i in range(10)}
+    s2, df = residual_variance(many)  # the shared subset effects and the means are removed
+    assert df == 9 * 39 and 0.7 < math.sqrt(s2) / 0.01 < 1.3
+    many["c0"] = {s: many["c0"][s] for s in range(3)}  # dropped after 3 seeds: fewer df
+    assert residual_variance(many)[1] == 9 * 39 - 37
+    assert math.isnan(residual_variance({"a": {0: 0.5}, "b": {0: 0.6}})[0])
+
+
+def test_pooled_looks_drop_on_three_seeds_what_one_pair_cannot():
+    rng = np.random.default_rng(7)
+    shared = rng.normal(0, 0.035, 3)
+    per_seed = {f"c{i:02d}": accuracies(0.70, 3, 0.02, rng, shared) for i in range(19)}
+    per_seed["low"] = accuracies(0.62, 3, 0.02, rng, shared)
+    plain = decide(per_seed, set(per_seed), 1, Looks((2, 3)), margin=0.02)
+    pooled = decide(per_seed, set(per_seed), 1, Looks((2, 3), pooled=True), margin=0.02)
+    assert not plain.drops  # on the pair's 2 df: t's quantile at the drop level is ~30
+    assert [d.name for d in pooled.drops] == ["low"] and "pooled t" in pooled.drops[0].reason
+
+
+@pytest.mark.parametrize("paired_sd", [0.025, 0.008])
+@pytest.mark.parametrize("truth", ["all equal", "one better", "boundary", "two tied"])
+def test_pooled_simulated_error_rates_stay_within_alpha(truth, paired_sd):
+    """Pooled noise, a fourth look at 12 seeds: a few hundred races per truth, wrong clear
+    winners and wrong equivalents at most alpha + 3 simulation SEs."""
+    rng = np.random.default_rng(8)
+    looks = Looks((3, 5, 8, 12), pooled=True)
+    tally = simulate(truth, looks, 0.02, 300, rng, contenders=20, noise=Noise(paired_sd=paired_sd))
+    for count in (tally.wrong_winner, tally.wrong_equivalent):
+        rate, se = tally.rate(count)
+        assert rate <= 0.05 + 3 * max(se, math.sqrt(0.05 * 0.95 / tally.studies))
+    if truth == "one better":  # the power pooling buys: decided on at most 12 seeds
+        assert tally.verdicts.get(CLEAR_WINNER, 0) >= 0.9 * tally.studies

@@ -22,18 +22,21 @@ Each look's level is shared out (SHARES) so that each kind of error stays <= alp
   margin a lucky one may be left): it sums to 1 over d, and the first still in (fixed order) of
   those at the margin has d >= its rank. So <= alpha/4 (a best dropped) + 3 alpha/4.
 No spread (one difference on every seed): t is undefined, and zero spread is not no noise
-(accuracies are counts: contenders can tie on a few seeds by chance); the exact sign test
-takes over, free of any distribution (p = 0.5^n: decides from log2(1 / level) seeds on).
+(counts can tie on a few seeds by chance): the exact sign test (p = 0.5^n). Looks(pooled=True):
+each t on the noise pooled over all the race's accuracies (more df): valid if alike (pooled.py).
 """
 
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import combinations
 from statistics import NormalDist
+
+from study.answer import pooled as pooling
 
 CLEAR_WINNER, EQUIVALENT, UNDECIDED = "clear winner", "equivalent", "undecided"
 SPENDING = ("obrien-fleming", "bonferroni")
@@ -58,6 +61,7 @@ class Looks:
     seeds: tuple[int, ...]
     alpha: float = 0.05
     spending: str = "obrien-fleming"
+    pooled: bool = False  # pool the noise over every contender and seed (pooled.py)
 
     def __post_init__(self):
         steps = zip(self.seeds, self.seeds[1:], strict=False)
@@ -70,11 +74,10 @@ class Looks:
         """The alpha spent by the end of look k (0-based): alpha at the last look."""
         if k >= len(self.seeds) - 1:
             return self.alpha
-        t = self.seeds[k] / self.seeds[-1]
         if self.spending == "bonferroni":
             return self.alpha * (k + 1) / len(self.seeds)
         z = NormalDist().inv_cdf(1 - self.alpha / 2)  # 2 - 2 Phi(x) = erfc(x / sqrt 2)
-        return min(self.alpha, math.erfc(z / math.sqrt(2 * t)))
+        return min(self.alpha, math.erfc(z / math.sqrt(2 * self.seeds[k] / self.seeds[-1])))
 
     def level(self, k: int) -> float:
         """The alpha spent at look k alone; the levels of all looks sum to alpha."""
@@ -83,28 +86,30 @@ class Looks:
 
 @dataclass(frozen=True)
 class Diff:
-    """entry - other over their common seeds: how many, the mean, the SD (n - 1)."""
+    """entry - other over common seeds: n, mean, SD on df degrees of freedom (0: n - 1)."""
 
     n: int
     mean: float
     sd: float
+    df: int = 0  # pooled (pooled.py): its df; 0: this pair's n - 1
 
     @classmethod
-    def of(cls, entry: PerSeed, other: PerSeed) -> Diff:
+    def of(cls, entry: PerSeed, other: PerSeed, pooled: tuple[float, int] | None = None) -> Diff:
         diffs = [entry[s] - other[s] for s in entry.keys() & other.keys()]
-        n = len(diffs)
+        n, (s2, df) = len(diffs), pooled or (math.nan, 0)  # pooled: (s2, df)
         mean = sum(diffs) / n if n else math.nan
         sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1)) if n > 1 else math.nan
-        return cls(n, mean, sd)
+        return cls(n, mean, math.sqrt(2 * s2) if pooled and n > 1 else sd, df)
 
     def half_width(self, level: float, n: int | None = None) -> float:
         """Half the (1 - 2 level) t interval, at `n` seeds (default: these); 0 with no spread."""
         n = n or self.n
-        quantile = _t_table(level)[min(n - 1, CAP)]  # over CAP seeds: CAP's, a bit wider
+        quantile = _t_table(level)[min(max(self.df, n - 1), CAP)]  # over CAP: a bit wider
         return 0.0 if self.sd <= NO_SPREAD else quantile * self.sd / math.sqrt(n)
 
     def drop(self, name: str, best: str, look: int, level: float) -> Drop:
-        test = "paired t, one-sided" if self.sd > NO_SPREAD else "sign test (no spread)"
+        kind = "pooled" if self.df else "paired"
+        test = f"{kind} t, one-sided" if self.sd > NO_SPREAD else "sign test (no spread)"
         interval = (self.mean - self.half_width(level), self.mean + self.half_width(level))
         return Drop(name, best, look, self.n, self.mean, interval, level, test)
 
@@ -181,29 +186,25 @@ def _seeds_to(diff: Diff, passes: Callable[[float], bool], level: float) -> floa
         return max(2, math.ceil(math.log2(1 / level))) if passes(0.0) else math.inf
     if not passes(diff.half_width(level, CAP)):
         return math.inf
-    low, high = 2, CAP
-    while low < high:
-        mid = (low + high) // 2
-        low, high = (low, mid) if passes(diff.half_width(level, mid)) else (mid + 1, high)
-    return low
+    seeds = range(2, CAP + 1)  # passes is monotone in n: bisect
+    return seeds[bisect_left(seeds, True, key=lambda n: passes(diff.half_width(level, n)))]
 
 
-def _seeds_needed(common, best, survivors, at: dict[str, float], margin) -> int | None:
+def _seeds_needed(common, best, survivors, at, margin, pool=None) -> int | None:
     """The fewest seeds at which, with these paired means and SDs, a route decides at levels
     `at` (the best better than each, or every pair equivalent); None beyond CAP."""
     winner_route = max(
         _seeds_to(d, lambda h, d=d: d.mean - h > 0, at["winner"])
-        for d in (Diff.of(common[best], common[c]) for c in survivors if c != best)
+        for d in (Diff.of(common[best], common[c], pool) for c in survivors if c != best)
     )
     equivalence_route = 0.0
     for a, b in combinations(survivors, 2):
         if equivalence_route >= winner_route:
             break  # no shorter than the other route
-        d = Diff.of(common[a], common[b])
+        d = Diff.of(common[a], common[b], pool)
         needed = _seeds_to(d, lambda h, d=d: abs(d.mean) + h < margin, at["equivalent"])
         equivalence_route = max(equivalence_route, needed)
-    needed = min(winner_route, equivalence_route)
-    return None if math.isinf(needed) else int(needed)
+    return None if math.isinf(n := min(winner_route, equivalence_route)) else int(n)
 
 
 def decide(
@@ -220,18 +221,19 @@ def decide(
         verdict = CLEAR_WINNER if len(alive) == 1 else UNDECIDED
         return Decision(verdict, survivors=tuple(sorted(alive)), drops=(), **facts)
     level = levels(looks, look, len(per_seed), 0)["drop"]
-    diffs = {c: Diff.of(common[c], common[best]) for c in sorted(alive - {best})}
+    pool = pooling.residual_variance(per_seed) if looks.pooled else None  # the dropped too
+    diffs = {c: Diff.of(common[c], common[best], pool) for c in sorted(alive - {best})}
     drops = tuple(d.drop(c, best, look, level) for c, d in diffs.items() if d.worse(level))
     survivors = tuple(sorted(alive - {d.name for d in drops}))
     facts.update(survivors=survivors, drops=drops)
     at = levels(looks, look, len(per_seed), len(per_seed) - len(survivors))
     if all(diffs[c].worse(at["winner"]) for c in survivors if c != best):
         return Decision(CLEAR_WINNER, **facts)
-    pairs = sorted(combinations(survivors, 2), key=lambda p: best not in p)  # the best's first
-    if all(Diff.of(common[a], common[b]).equivalent(margin, at["equivalent"]) for a, b in pairs):
+    eqv, pairs = at["equivalent"], sorted(combinations(survivors, 2), key=lambda p: best not in p)
+    if all(Diff.of(common[a], common[b], pool).equivalent(margin, eqv) for a, b in pairs):
         return Decision(EQUIVALENT, **facts)
     last = levels(looks, len(looks.seeds) - 1, len(per_seed), len(per_seed) - len(survivors))
-    needed = _seeds_needed(common, best, survivors, last, margin)
+    needed = _seeds_needed(common, best, survivors, last, margin, pool)
     return Decision(UNDECIDED, seeds_needed=needed, **facts)
 
 
@@ -255,8 +257,7 @@ def race(
     for look, upto in enumerate(looks.seeds):
         for name in sorted(alive):
             per_seed[name].update({s: draw(name, s) for s in range(done, upto)})
-        trials += len(alive) * (upto - done)
-        done = upto
+        trials, done = trials + len(alive) * (upto - done), upto
         decision = decide(per_seed, alive, look, looks, margin)
         drops.append(decision.drops)
         alive = set(decision.survivors)
