@@ -14,6 +14,12 @@ Not a test: nothing is asserted (the issue's target is >= 10x for the linear pro
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# `python bench/<name>.py` puts bench/ on sys.path, not the repo root that `bench.*` is in
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import argparse
 import statistics
 import time

@@ -25,6 +25,12 @@ Prints the ratio last (goal: >= 45%).
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# `python bench/<name>.py` puts bench/ on sys.path, not the repo root that `bench.*` is in
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import argparse
 from dataclasses import dataclass
 

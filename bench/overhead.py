@@ -32,6 +32,12 @@ Prints the ratio last (study images/s / bare images/s; goal >= 0.95).
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# `python bench/<name>.py` puts bench/ on sys.path, not the repo root that `bench.*` is in
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import argparse
 import statistics
 import time

@@ -27,6 +27,12 @@ Prints the ratio last (peer with reuse_actors wall time / service wall time; goa
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# `python bench/<name>.py` puts bench/ on sys.path, not the repo root that `bench.*` is in
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import argparse
 import contextlib
 import io

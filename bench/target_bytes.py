@@ -12,6 +12,12 @@ at input size" is what every image costs as a model input: channels x size^2 x 4
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# `python bench/<name>.py` puts bench/ on sys.path, not the repo root that `bench.*` is in
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import pickle
 
 import numpy as np

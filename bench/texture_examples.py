@@ -8,7 +8,11 @@ seed), drawn as the trials see them before normalisation: 32x32 grey.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+
+# `python bench/<name>.py` puts bench/ on sys.path, not the repo root that `bench.*` is in
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import matplotlib
 

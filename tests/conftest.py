@@ -58,6 +58,7 @@ def cli_in_process(workdir, monkeypatch, capsys):
             monkeypatch.delenv(name)
         for name, value in (env or {}).items():
             monkeypatch.setenv(name, value)
+        capsys.readouterr()  # what the test printed setting up (a store's log lines) is not the command's
         try:
             code = main(args)
         except SystemExit as exit_:  # argparse's errors

@@ -12,7 +12,11 @@ from tests.conftest import ROOT, run_cli
 CASES = {
     "unknown architecture": (
         {"search": {"architectures": ["lenet5", "vgg99"]}},
-        ["unknown architecture 'vgg99'", "registered:", "lenet5"],
+        ["unknown architecture 'vgg99'", "did you mean vgg19?", "`study archs` lists all"],
+    ),
+    "unknown architecture, nothing close": (
+        {"search": {"architectures": ["lenet5", "efficientnet_b0"]}},
+        ["unknown architecture 'efficientnet_b0'", "registered:", "lenet5"],
     ),
     "unknown key": (
         {"search": {"trails_per_label": 3}},

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+import optuna
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
@@ -18,8 +19,10 @@ from search_spaces.strategies import classical_strategies, list_strategies
 from study.tracking import client as t
 from tests.conftest import run_cli
 from tests.test_datasets import make_folder, truncate
+from trainables.contract import Key
 
 pytestmark = pytest.mark.ray
+FOLDER = "pets_photos"  # the target's name: the folder's own, not its path
 STRATEGIES, CLASSICAL_STRATEGIES = list_strategies(), classical_strategies()
 LABELS = len(STRATEGIES) + 2  # lenet5: freeze-b is freeze-1, freeze-2 and freeze-3
 
@@ -53,7 +56,7 @@ def labels_of(strategies) -> set[str]:
 @pytest.fixture(scope="module")
 def pets(tmp_path_factory):
     work = tmp_path_factory.mktemp("work")
-    folder = make_folder(work / "pets", per_class=8)
+    folder = make_folder(work / "images" / FOLDER, per_class=8)
     (work / "study.yaml").write_text(yaml.safe_dump(study_config(folder)))
     done = run_cli(["run", "--config", "study.yaml"], cwd=work)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -72,6 +75,29 @@ def test_every_strategy_is_confirmed_and_ranked_by_best_freeze(pets):
     assert table.returncode == 0 and "Every strategy confirmed" in table.stdout
     for strategy in ("lp-ft", "logreg", "svm", "knn", "linear-probe", "scratch"):
         assert f"lenet5 {strategy}" in table.stdout, strategy
+
+
+def test_no_path_of_the_machine_names_the_target(pets):
+    """The target is `pets_photos` in the run names, the tags and params that name it, the
+    Optuna studies and the printed table: never the path of the folder it is in."""
+    work, client = pets
+    parent = str(work / "images")
+    experiment = client.get_experiment_by_name("pets")
+    runs = client.search_runs([experiment.experiment_id])
+    trials = [run for run in runs if t.TAG_TARGET in run.data.tags]
+    assert trials and {run.data.tags[t.TAG_TARGET] for run in trials} == {FOLDER}
+    assert {run.data.params[Key.TARGET] for run in trials} == {FOLDER}
+    for run in runs:
+        naming = {"run name": run.info.run_name, "target tag": run.data.tags.get(t.TAG_TARGET)}
+        naming |= {  # but `config`, the study's config as written (a rerun needs the path)
+            f"param {name}": value for name, value in run.data.params.items() if name != "config"
+        }
+        assert not {what: v for what, v in naming.items() if v and parent in v}, run.info.run_name
+    optuna_db = f"sqlite:///{work / 'optuna.db'}"
+    studies = [summary.study_name for summary in optuna.get_all_study_summaries(optuna_db)]
+    assert studies and not [name for name in studies if parent in name or ":" in name]
+    table = run_cli(["best-freeze"], cwd=work)
+    assert table.returncode == 0 and FOLDER in table.stdout and parent not in table.stdout
 
 
 def test_trials_log_their_own_hyperparameters_and_the_feature_cache(pets):

@@ -8,6 +8,7 @@ has its training subset as a dataset input.
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -40,6 +41,7 @@ def server(smoke):
     port = free_port()
     command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1"]
     command += ["--port", str(port), "--backend-store-uri", f"sqlite:///{work / 'mlflow.db'}"]
+    command += ["--workers", "1"]  # MLflow's 4 each import the server first: slow to start
     process = subprocess.Popen(
         command, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
@@ -174,3 +176,48 @@ def test_study_ui_refuses_a_port_in_use_with_one_line(smoke):
         f"study ui: error: port {port} on 127.0.0.1 is in use (Address already in use); "
         f"pass a free one: study ui --port {port + 1}"
     ]
+
+
+def test_study_run_ends_with_how_to_open_the_ui_and_the_two_urls(smoke, study_run):
+    _, done, _ = smoke
+    experiment, parent = study_run
+    where = f"http://127.0.0.1:5000/#/experiments/{experiment['experiment_id']}"
+    view = "?workflowType=machine_learning"
+    assert done.stdout.rstrip().splitlines()[-3:] == [
+        "Browse every trial in the MLflow UI: study ui, then open",
+        f"  the experiment (runs table, trials nested): {where}{view}",
+        f"  the study run (the answer): {where}/runs/{parent['info']['run_id']}{view}",
+    ]
+
+
+def test_study_ui_names_each_studys_urls_at_its_port(smoke, study_run):
+    from study.cli.ui import _study_lines
+
+    work, _, _ = smoke
+    experiment, parent = study_run
+    where = f"http://127.0.0.1:5001/#/experiments/{experiment['experiment_id']}"
+    view = "?workflowType=machine_learning"
+    assert _study_lines(f"sqlite:///{work / 'mlflow.db'}", 5001) == [
+        f"  study smoke: {where}{view}",
+        f"    its latest study run: {where}/runs/{parent['info']['run_id']}{view}",
+    ]
+
+
+def test_a_tracking_servers_urls_are_its_own_without_its_password():
+    from study.cli.ui import browse_lines, ui_address
+
+    assert ui_address("https://me:secret@mlflow.example:8443/") == "https://mlflow.example:8443"
+    assert ui_address("sqlite:///mlflow.db", 5002) == "http://127.0.0.1:5002"
+    lines = browse_lines("http://me:secret@[::1]:5555", "7", "abc")
+    assert lines[0] == "Browse every trial in the MLflow UI of http://[::1]:5555:"
+    assert lines[2].endswith(
+        ": http://[::1]:5555/#/experiments/7/runs/abc?workflowType=machine_learning"
+    )
+    assert "secret" not in "".join(lines)
+
+
+def test_the_study_run_description_starts_with_the_decision(study_run):
+    _, parent = study_run
+    first, second = tags(parent["data"])[NOTE].splitlines()[:2]
+    assert re.fullmatch(r"\*\*digits, 2 per class:\*\* lenet5 \S+ 0\.\d{3} \(.+\)", first), first
+    assert second == ""  # then the title and the table

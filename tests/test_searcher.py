@@ -9,7 +9,7 @@ from ray.tune.search import Searcher
 
 from search_spaces.transfer import Ranges, labels
 from study.stages.search import StratumStudy, label_stratum, suggest_label
-from study.tuning.searcher import StratifiedOptunaSearch
+from study.tuning.searcher import OBJECTIVE, StratifiedOptunaSearch
 
 STAGES = {"lenet5": 4, "resnet18": 5}
 STRATEGIES = ["scratch", "freeze-b", "logreg"]
@@ -66,6 +66,8 @@ def test_every_label_gets_its_budget_its_boundary_and_its_range_spread_first(tmp
     } == {4}
     names = {s.study_name for s in optuna.get_all_study_summaries(storage)}
     assert len(names) == 2 * len(LABELS) and "s.size-5.resnet18.freeze-4" in names
+    stored = optuna.load_study(study_name="s.size-5.resnet18.freeze-4", storage=storage)
+    assert stored.metric_names == [OBJECTIVE] == ["best_val_acc"]  # not "Objective 0"
 
 
 def test_stopped_early_is_pruned_finished_is_complete_error_is_fail(tmp_path):

@@ -50,7 +50,14 @@ def test_run_prints_progress_the_answer_and_how_to_open_the_ui(smoke):
         assert re.fullmatch(rf"\[{phase}\] \d+/\d+ trials done in .*", progress[-1])
     assert "Number of trials" not in done.stdout  # Ray's trial table is for --verbose
     assert "Best freeze strategy per target dataset size" in done.stdout
-    assert "mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1" in done.stdout
+    # How to open the UI on the study: `study ui`, then the model-training view's URLs.
+    assert "Browse every trial in the MLflow UI: study ui, then open" in done.stdout
+    assert re.search(
+        r"http://127\.0\.0\.1:5000/#/experiments/\d+\?workflowType=machine_learning", done.stdout
+    )
+    assert re.search(
+        r"/#/experiments/\d+/runs/[0-9a-f]{32}\?workflowType=machine_learning", done.stdout
+    )
     assert "trial slots spent training: " in done.stdout
 
 

@@ -16,7 +16,7 @@ from study.config.files import load_preset, parse_config
 from study.errors import ConfigError
 from study.stages.confirm import confirm_budget, confirm_configs, target_seeds, unconfirmed
 from study.stages.context import search_labels
-from study.stages.search import make_searcher, search_budget
+from study.stages.search import make_searcher, search_budget, stratum_prefix
 from study.tracking import client as t
 from study.tuning.searcher import RecoveredResult
 from tests.conftest import run_cli
@@ -95,6 +95,33 @@ def test_a_named_target_may_repeat_a_dataset():
         {**TWO, "targets": [{"dataset": "digits"}, {"dataset": "digits", "name": "digits-b"}]}, "x"
     )
     assert [t.key for t in config.target_list()] == ["digits", "digits-b"]
+
+
+def test_an_image_folder_is_named_after_the_folder_not_its_path():
+    folders = [
+        {"dataset": "imagefolder:/data/x/hymenoptera_data"},
+        {"dataset": "imagefolder:~/photos/my pets/"},
+    ]
+    config = parse_config({**TWO, "targets": folders}, "test")
+    assert [t.key for t in config.target_list()] == ["hymenoptera_data", "my-pets"]
+    assert [stratum_prefix(config, "study", t.key) for t in config.target_list()] == [
+        "study.hymenoptera_data",
+        "study.my-pets",
+    ]
+    named = parse_config({**TWO, "targets": [folders[0], {**folders[1], "name": "pets"}]}, "x")
+    assert [t.key for t in named.target_list()] == ["hymenoptera_data", "pets"]
+
+
+def test_two_folders_of_one_name_are_refused_with_both_paths_in_one_line():
+    same = [
+        {"dataset": "imagefolder:/data/x/hymenoptera_data"},
+        {"dataset": "imagefolder:/data/y/hymenoptera_data"},
+    ]
+    with pytest.raises(ConfigError) as refused:
+        parse_config({**TWO, "targets": same}, "test")
+    line = str(refused.value)
+    assert "\n" not in line and "both named 'hymenoptera_data'" in line and "`name:`" in line
+    assert "/data/x/hymenoptera_data and imagefolder:/data/y/hymenoptera_data" in line
 
 
 # --- strata: one Optuna study per (target, size, architecture, label) ----------------------

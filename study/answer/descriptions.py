@@ -2,7 +2,9 @@
 
 - `experiment_description(config)`: the experiment's description, what the study asks,
   its target, sizes, seeds, search space and how to rerun it.
-- `study_markdown(run, answer)`: the parent run's description, the answer. It is the one
+- `study_markdown(run, answer)`: the parent run's description, the answer, led by a line
+  per (target, size) with the best label and its verdict (`decision_lines`: the MLflow UI
+  shows a description's first lines only, before "Show more"). It is the one
   builder of the Markdown answer: the run's description (study.stages.protocol) and `study
   best-freeze --format markdown` both call it, so the run page and the terminal show the
   same table; its cells are study.answer.report's, the same as the text table's.
@@ -136,12 +138,35 @@ def _wall_time(seconds: dict[str, float]) -> str:
     return f"{parts} (total {total / 60:.1f} min)" if parts else "not recorded"
 
 
+def _verdict(item) -> str:
+    """`clear winner`, `no clear winner; top group of 16`, or why there is no verdict."""
+    if item.clear_winner:
+        return "clear winner"
+    if item.clear_winner is False:
+        return f"no clear winner; top group of {len(item.top_group)}"
+    return "no runner-up" if item.runner_up is None else "no verdict: under 2 common seeds"
+
+
+def decision_lines(answer: Answer) -> list[str]:
+    """A line per (target, size), the decision first: `**digits, 1 per class:** cnn4
+    finetune 0.760 (no clear winner; top group of 16)`, one paragraph: each line but the
+    last ends in two spaces, Markdown's line break."""
+    lines = [
+        f"**{item.target}, {item.size} per class:** {item.best.name} "
+        f"{item.best.test_acc:.3f} ({_verdict(item)})"
+        for item in answer
+    ]
+    return [line + "  " for line in lines[:-1]] + lines[-1:]
+
+
 def answer_markdown(
     answer: Answer, study: str, budget: dict[str, str], seconds: dict[str, float]
 ) -> str:
-    """The best-freeze table with intervals and verdicts, the top group per size, the
-    tuning budget and the wall time per phase."""
+    """The decision per (target, size) first, then the best-freeze table with intervals
+    and verdicts, the top group per size, the tuning budget and the wall time per phase."""
     lines = [
+        *decision_lines(answer),
+        *([""] if answer else []),
         f"## Best freeze strategy per target and dataset size (study {study})",
         "",
         "Mean test accuracy over seeds, Student-t 95% intervals; the paired columns compare "

@@ -7,8 +7,8 @@ before any trial starts and before anything is written to the stores.
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
-from pathlib import Path
 
 from study.errors import EXIT_BAD_INPUT, EXIT_NO_SPACE, BadInput, ConfigError, NoStudyFound
 
@@ -39,8 +39,9 @@ def _again(args) -> str:
 
 def cmd_run(args) -> int:
     config = _study_config(args)  # a bad config is told before the heavy imports below
+    _check_where_it_writes(config)  # and so are the places it writes and Ray's address
     from study.answer.report import best_freeze_table
-    from study.cli.ui import ui_command
+    from study.cli.ui import browse_lines
     from study.stages.context import RunOptions
     from study.stages.lease import no_space
     from study.stages.protocol import run_study
@@ -78,66 +79,34 @@ def cmd_run(args) -> int:
     )
     print(best_freeze_table(answer))
     print()
-    print(f"Browse every trial in the MLflow UI: {ui_command(config.stores.mlflow)}")
+    print("\n".join(browse_lines(config.stores.mlflow, *_study_ids(config))))
     return 0
+
+
+def _study_ids(config) -> tuple[str, str | None]:
+    """The experiment id and the latest study run's id of study `config` (just run)."""
+    from study.tracking import client as tracking
+
+    client = tracking.client_for(config.stores.mlflow)
+    ids = tracking.experiment_ids(client, config.name)
+    run = tracking.latest_study_run(client, ids)
+    return ids[0], run.info.run_id if run is not None else None
+
+
+def _check_where_it_writes(config) -> None:
+    """Each place the study writes and where Ray is pointed, checked before torch, MLflow
+    and Ray are imported (seconds per command), so such a refusal comes at once; the
+    study's own checks (study.stages.protocol, study.tuning.runtime) stay for the API."""
+    from study.stores.checks import check_places
+    from study.tuning.ray_env import check_ray_environment
+
+    check_places(config.stores)
+    check_ray_environment()
 
 
 def _seeds(config) -> str:
     """`5`, or `5/3` when the targets have different numbers of seeds."""
     return "/".join(str(n) for n in sorted({t.seeds for t in config.target_list()}))
-
-
-PLOT_FORMATS = (".png", ".pdf", ".svg")
-
-
-def _check_plot_file(path: Path) -> None:
-    if path.suffix.lower() not in PLOT_FORMATS:
-        raise BadInput(f"--plot {path}: the file must end in one of {', '.join(PLOT_FORMATS)}")
-    if not path.parent.is_dir():
-        raise BadInput(f"--plot {path}: folder {path.parent} does not exist")
-
-
-def cmd_best_freeze(args) -> int:
-    from study.stores.checks import check_tracking_uri, existing_store
-
-    if args.plot:
-        _check_plot_file(Path(args.plot))
-    check_tracking_uri(existing_store(args.tracking_uri))
-    from study.answer.query import latest_study_run, study_answer
-    from study.answer.report import best_freeze_table, ranking_table
-    from study.tracking import (
-        client as tracking,  # MLflow: after the checks, which answer in a fraction of a second
-    )
-
-    client = tracking.client_for(args.tracking_uri)
-    parent = latest_study_run(client, args.experiment)
-    answer = study_answer(client, parent)
-    if args.plot:
-        from study.answer.plots import answer_figure
-
-        if not answer:
-            raise BadInput(f"study run {parent.info.run_id} has no confirmed results to plot")
-        answer_figure(answer, Path(args.plot))
-    if args.format == "json":
-        print(answer.to_json())
-    elif args.format == "markdown":  # the study run's description in the MLflow UI
-        from study.answer.descriptions import study_markdown
-
-        print(study_markdown(parent, answer))
-    else:
-        study = parent.data.tags.get(tracking.TAG_STUDY, "?")
-        print(f"study {study} (MLflow run {parent.info.run_id})")
-        print(best_freeze_table(answer))
-        if args.all:
-            print()
-            print("Every strategy confirmed, per dataset size:")
-            print(ranking_table(answer))
-    if args.plot:
-        print(
-            f"pictures of the answer: {args.plot}",
-            file=sys.stderr if args.format != "table" else sys.stdout,
-        )
-    return 0
 
 
 def cmd_pretrain(args) -> int:
@@ -155,6 +124,7 @@ def cmd_pretrain(args) -> int:
         )
         check_names(config, "--arch")
     check_stores(config.stores)
+    _check_where_it_writes(config)
     client = tracking.client_for(config.stores.mlflow)
     with ray_runtime(config):  # each architecture trains in a Ray task
         pretrain_sources(config, client, log=lambda line: print(line, flush=True))
@@ -228,6 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--plot", metavar="FILE", help="also write the pictures of the answer (PNG) to FILE"
     )
     best.add_argument("--tracking-uri", default=default_tracking_uri())
+    from study.cli.best_freeze import cmd_best_freeze
+
     best.set_defaults(func=cmd_best_freeze)
 
     pre = commands.add_parser("pretrain", help="pretrain source checkpoints (cached)")
@@ -267,7 +239,9 @@ def main(argv: list[str] | None = None) -> int:
         if not isinstance(error, _user_error_types()):
             raise
         print(f"study {args.command}: error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        # a place on a full disk, found before the first write (study.stores.places.NoSpace)
+        full = isinstance(error, OSError) and error.errno == errno.ENOSPC
+        return EXIT_NO_SPACE if full else EXIT_BAD_INPUT
 
 
 if __name__ == "__main__":

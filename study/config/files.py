@@ -6,15 +6,15 @@ is, and the allowed values (`study validate` lists every problem, one line each)
 
 from __future__ import annotations
 
-import re
 from importlib import resources
 from pathlib import Path
-from typing import get_args
+from typing import Literal, get_args, get_origin
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from study.config.schema import StudyConfig
+from study.config.strict_yaml import parse_yaml, read_yaml  # read here, and by the CLI
+from study.config.target import closest
 from study.errors import ConfigError
 
 PRESETS_PACKAGE = "study.config.presets"
@@ -54,6 +54,27 @@ def _section_model(annotation) -> type[BaseModel] | None:
     return None
 
 
+def _literal_values(loc: tuple) -> list:
+    """The values the field at `loc` allows, when it is a Literal (`search.strategies.0`)."""
+    model: type[BaseModel] | None = StudyConfig
+    annotation = None
+    for part in loc:
+        if isinstance(part, int):  # an entry of a list
+            continue
+        field = model.model_fields.get(str(part)) if model is not None else None
+        if field is None:
+            return []
+        annotation = field.annotation
+        model = _section_model(annotation)
+    return _literals(annotation)
+
+
+def _literals(annotation) -> list:
+    if get_origin(annotation) is Literal:
+        return list(get_args(annotation))
+    return [value for inner in get_args(annotation) for value in _literals(inner)]
+
+
 def _one_line(error: ValidationError, source: str) -> str:
     return _describe(error.errors()[0], source)
 
@@ -65,7 +86,10 @@ def _describe(first: dict, source: str) -> str:
         hint = f"; allowed here: {', '.join(allowed)}" if allowed else ""
         return f"{source}: unknown config key `{where}`{hint}"
     if first["type"] == "literal_error":
-        return f"{source}: `{where}` {first['msg'].lower()}, got {first['input']!r}"
+        allowed = [v for v in _literal_values(first["loc"]) if isinstance(v, str)]
+        close = closest(first["input"], allowed) if isinstance(first["input"], str) else None
+        hint = f"; did you mean {close!r}?" if close else ""
+        return f"{source}: `{where}` {first['msg'].lower()}, got {first['input']!r}{hint}"
     message = first["msg"].removeprefix("Value error, ")
     shown = first["input"]
     if isinstance(shown, str):
@@ -142,75 +166,28 @@ def name_problems(architectures: list[str], source: str) -> list[str]:
         try:
             get_arch(arch)
         except ValueError as error:
-            problems.append(f"{source}: search.architectures: {error}")
+            problems.append(f"{source}: search.architectures: {_arch_problem(arch, error)}")
     return problems
+
+
+def _arch_problem(arch: str, error: ValueError) -> str:
+    """The registry's message, with the close name instead of all of them (26) when there
+    is one; an optional architecture's missing extra without the list."""
+    from trainables.registry import list_archs
+
+    message = str(error)
+    if not message.startswith("unknown architecture"):
+        return message.split("; registered:")[0]
+    close = closest(arch, list_archs())
+    if close is None:
+        return message
+    return f"unknown architecture {arch!r}; did you mean {close}? (`study archs` lists all)"
 
 
 def check_names(config: StudyConfig, source: str) -> None:
     problems = name_problems(config.search.architectures, source)
     if problems:
         raise ConfigError(problems[0])
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """YAML whose mappings refuse a repeated key (PyYAML keeps the last one silently)."""
-
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            try:
-                repeated = key in seen
-                seen.add(key)
-            except TypeError:  # an unhashable key: the constructor below names it
-                continue
-            if repeated:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key!r} appears twice", key_node.start_mark
-                )
-        return super().construct_mapping(node, deep)
-
-
-# YAML 1.1 (PyYAML) reads `1e-6` as a string, which the strict schema would refuse; as in
-# YAML 1.2 and JSON, a number with an exponent and no dot is a float.
-_UniqueKeyLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
-
-
-def read_yaml(path: str | Path, what: str = "config file"):
-    """The data of a YAML file, or ConfigError with one line: a folder, a missing file, a
-    binary or non-UTF-8 file, invalid YAML and repeated keys are named as such."""
-    path = Path(path)
-    if path.is_dir():
-        raise ConfigError(f"{what} {path} is a folder; give the path of a YAML file")
-    if not path.is_file():
-        raise ConfigError(f"{what} {path} does not exist")
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise ConfigError(
-            f"{path}: not a UTF-8 text file (byte {raw[error.start]:#04x} at offset "
-            f"{error.start}); a {what} is YAML text"
-        ) from None
-    if "\0" in text:
-        raise ConfigError(f"{path}: a binary file (it holds NUL bytes); a {what} is YAML text")
-    return parse_yaml(text, str(path))
-
-
-def parse_yaml(text: str, source: str):
-    """The data of YAML text, read strictly (repeated keys refused, `1e-6` a float), or
-    ConfigError with one line naming `source` and the problem."""
-    try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" on line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise ConfigError(f"{source}: not valid YAML ({problem}{where})") from None
 
 
 def read_config_data(path: str | Path) -> dict:
@@ -231,7 +208,9 @@ def load_config(path: str | Path) -> StudyConfig:
 
 def load_preset(name: str) -> StudyConfig:
     if name not in preset_names():
-        raise ConfigError(f"unknown preset {name!r}; allowed: {', '.join(preset_names())}")
+        close = closest(name, preset_names())
+        hint = f"did you mean {close}? " if close else ""
+        raise ConfigError(f"unknown preset {name!r}; {hint}allowed: {', '.join(preset_names())}")
     text = resources.files(PRESETS_PACKAGE).joinpath(f"{name}.yaml").read_text()
     source = f"preset {name}"
     return parse_config(parse_yaml(text, source), source)

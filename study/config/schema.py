@@ -21,7 +21,7 @@ from search_spaces.strategies import list_strategies
 from search_spaces.transfer import Ranges
 from study.config.base import Strict
 from study.config.size_buckets import CandidateBucket, StepBucket, check_last_open, for_size
-from study.config.target import TargetConfig
+from study.config.target import TargetConfig, name_clash
 from study.errors import ConfigError
 
 __all__ = ["ConfigError", "Strict", "StudyConfig", "TargetConfig"]  # and the sections
@@ -271,9 +271,9 @@ class StudyConfig(Strict):
     @field_validator("targets")
     @classmethod
     def _distinct_target_names(cls, targets):
-        keys = [target.key for target in targets or []]
-        if len(set(keys)) != len(keys):
-            raise ValueError(f"targets must have distinct names, got {keys}; give each a `name:`")
+        clash = name_clash(targets or [])
+        if clash:
+            raise ValueError(clash)
         return targets
 
     def target_list(self) -> list[TargetConfig]:

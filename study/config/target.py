@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -11,13 +14,15 @@ from study.config.base import Strict
 from trainables.contract import ALL, parse_size
 
 TARGET_NAME = r"^[A-Za-z0-9_-]+$"  # a piece of Optuna study names and MLflow tags
+IMAGEFOLDER = "imagefolder"  # `imagefolder:<path>`: named after the folder, not its path
 
 
 class TargetConfig(Strict):
     name: str | None = Field(
         None,
         pattern=TARGET_NAME,
-        description="the target's name in strata, tags and the answer (default: from dataset)",
+        description="the target's name in strata, tags and the answer (default: the dataset; "
+        "an image folder's own name, not its path)",
     )
     dataset: str = Field(
         "digits",
@@ -43,8 +48,10 @@ class TargetConfig(Strict):
     @property
     def key(self) -> str:
         """The target's name: `name`, else its dataset spelled with [A-Za-z0-9_-] only
-        (`torchvision:CIFAR10` -> `torchvision-CIFAR10`)."""
-        return self.name or re.sub(r"[^A-Za-z0-9_-]+", "-", self.dataset).strip("-")
+        (`torchvision:CIFAR10` -> `torchvision-CIFAR10`); an image folder's is the folder's
+        own name (`imagefolder:/data/x/hymenoptera_data` -> `hymenoptera_data`), so that no
+        path of the machine goes into the strata, run names, tags or the answer."""
+        return self.name or default_name(self.dataset)
 
     def trial_sizes(self) -> list[int | None]:
         """Sizes as trials see them: None is the whole pool (ALL)."""
@@ -55,7 +62,11 @@ class TargetConfig(Strict):
     def _dataset(cls, dataset: str) -> str:
         from trainables.datasets import parse_dataset
 
-        parse_dataset(dataset)  # ValueError naming the allowed datasets
+        try:
+            parse_dataset(dataset)
+        except ValueError as error:  # naming the allowed datasets; and the close one
+            close = _close_dataset(dataset)
+            raise ValueError(f"{error}; did you mean {close}?" if close else str(error)) from None
         return dataset
 
     @field_validator("augment")
@@ -76,3 +87,52 @@ class TargetConfig(Strict):
         if len(set(map(str, sizes))) != len(sizes):
             raise ValueError(f"sizes must not repeat, got {sizes}")
         return sizes
+
+
+def default_name(dataset: str) -> str:
+    """A target's name when it has no `name:` (see TargetConfig.key)."""
+    kind, _, argument = dataset.partition(":")
+    if kind == IMAGEFOLDER:
+        folder = Path(argument).expanduser()  # as the loader reads it
+        dataset = folder.name if folder.name not in ("", "..") else folder.resolve().name
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", dataset).strip("-") or kind
+
+
+def name_clash(targets: Iterable[TargetConfig]) -> str | None:
+    """The line refusing two targets of one name (two folders called `pets`: their names
+    come from the folders, not the paths), or None when every name is distinct."""
+    from trainables.datasets.base import shown
+
+    by_name: dict[str, list[str]] = {}
+    for target in targets:
+        by_name.setdefault(target.key, []).append(shown(target.dataset))
+    for name, datasets in by_name.items():
+        if len(datasets) > 1:
+            return (
+                f"targets must have distinct names: {' and '.join(datasets)} are both named "
+                f"{name!r}; give each a `name:`"
+            )
+    return None
+
+
+def closest(name: str, names: Iterable[str]) -> str | None:
+    """The one of `names` that `name` is a typo of (`resnet19` -> resnet18, `ResNet18` ->
+    resnet18), or None when none is close (difflib's ratio under 0.6)."""
+    by_lower = {candidate.lower(): candidate for candidate in names}
+    found = difflib.get_close_matches(name.lower(), list(by_lower), n=1)
+    return by_lower[found[0]] if found else None
+
+
+def _close_dataset(name: str) -> str | None:
+    """The target dataset `name` is a typo of (`digit` -> digits, `imagefoldr:pets` ->
+    imagefolder:pets), or None (also for a wrong argument: its message lists the allowed)."""
+    from trainables.datasets import dataset_names
+
+    spellings = {spelling.partition(":")[0]: spelling for spelling in dataset_names()}
+    kind, colon, argument = name.partition(":")
+    if colon and kind in spellings:
+        return None
+    close = closest(kind if colon else name, spellings)
+    if close is None:
+        return None
+    return f"{close}:{argument}" if colon and ":" in spellings[close] else spellings[close]

@@ -11,6 +11,7 @@ from study.config.target import TargetConfig
 from study.errors import ConfigError
 from trainables.contract import ALL
 from trainables.datasets import Preprocessing, TargetData, load_target, preprocessing_for
+from trainables.datasets.base import shown
 
 
 def target_preprocessing(config: StudyConfig, target: TargetConfig | None = None) -> Preprocessing:
@@ -65,7 +66,7 @@ def _load_checked(config: StudyConfig, settings: TargetConfig) -> TargetData:
     for size in settings.trial_sizes():
         if size is not None and size > largest:
             raise ConfigError(
-                f"{section}.sizes: {size} examples per class is more than {target.name} has "
+                f"{section}.sizes: {size} examples per class is more than {shown(target.name)} has "
                 f"(its training pool holds {largest} per class, class {target.smallest_class()!r}"
                 f" the fewest); allowed: 1..{largest} or '{ALL}'"
             )

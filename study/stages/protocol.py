@@ -29,10 +29,10 @@ from study.stages.context import (
 from study.stages.lease import lease, refuse_if_running
 from study.stages.load import load_checked_targets
 from study.stages.pretrain import pretrain_sources
-from study.stages.resume import study_to_resume
+from study.stages.resume import check_resume, study_to_resume
 from study.stages.search import run_search, search_budget
 from study.stages.similarity import measure_similarity
-from study.stores.checks import check_stores
+from study.stores.checks import check_places, check_stores
 from study.stores.urls import redact, sqlite_path
 from study.tracking import client as tracking
 from study.tuning.runtime import ray_runtime
@@ -126,6 +126,9 @@ def run_study(config: StudyConfig, run: RunOptions | None = None) -> Answer:
     with clock.phase("load"):  # bad input stops here, before any store is touched
         targets = load_checked_targets(config)
         check_stores(config.stores)  # scheme, driver, reachability: before the first write
+        check_places(config.stores)  # each file and folder it writes: there and writable
+        if run.resume:  # a changed question is refused before Ray starts (seconds)
+            check_resume(config)
     # Joined or started before the stores are written: a cluster that cannot hold one
     # trial stops the study here, with nothing written.
     with ray_runtime(config, run.log):

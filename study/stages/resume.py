@@ -2,13 +2,16 @@
 
 The config a study run began with is its `config.yaml` artifact (study.tracking.client); a
 resume that would change the question (target, source, training or search) is refused,
-since its trials would no longer answer the same question as the ones already run.
+since its trials would no longer answer the same question as the ones already run. That
+is checked twice: before Ray starts (check_resume, reading the store only), and again when
+the study run is reopened (study_to_resume).
 """
 
 from __future__ import annotations
 
 from study.config.schema import StudyConfig
 from study.errors import ConfigError
+from study.stores.urls import sqlite_path
 from study.tracking import client as tracking
 
 # Sections that define a study's question: `--resume` refuses a config that changed them.
@@ -39,3 +42,13 @@ def study_to_resume(client, config: StudyConfig):
             f"{previous.info.run_id} began; run without --resume to start a new study"
         )
     return previous
+
+
+def check_resume(config: StudyConfig) -> None:
+    """The refusals of study_to_resume, before Ray starts (`study run --resume`'s load
+    phase): the store is read, never written; a SQLite store that does not exist yet has
+    no study to resume and is left uncreated (opening it would create it)."""
+    path = sqlite_path(config.stores.mlflow)
+    if path is not None and not path.is_file():
+        return
+    study_to_resume(tracking.client_for(config.stores.mlflow), config)

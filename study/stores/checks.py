@@ -1,18 +1,32 @@
-"""Store URLs checked before anything is written: scheme, driver, reachability.
+"""Store URLs checked before anything is written: scheme, driver, reachability; and
+every place a study writes (study.stores.places).
 
 A URL MLflow or Optuna cannot use (garbage, `http://` for Optuna, `mysql://` without its
-driver, an unencoded `@` in a password) or a database server that does not answer ends
-the command with one line naming the URL (password masked) or the host, within seconds:
-left to themselves, MLflow retries a silent server for over a minute and both trace back
-after writing a SQLite file or a FAILED run. Nothing here creates a file or a table.
+driver, an unencoded `@` in a password, an in-memory SQLite database, a SQLite file that
+is a folder or not a database) or a database server that does not answer ends the command
+with one line naming the URL (password masked) or the host, within seconds: left to
+themselves, MLflow retries a silent server for over a minute (and a folder for ever) and
+both trace back after writing a SQLite file or a FAILED run. Then the places: the SQLite
+files and the folders of the stores, each one that cannot be written (or is on a full
+disk: exit 3) named in one line. Nothing here creates a file or a table.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 from study.errors import BadInput, ConfigError
+from study.stores.places import (
+    NoSpace,
+    NoSpaceLine,
+    file_problem,
+    folder_problem,
+    sqlite_file_problem,
+)
 from study.stores.urls import (
     ENV_MLFLOW,
     ENV_MLFLOW_FALLBACK,
@@ -58,7 +72,7 @@ def url_problem(key: str, url: str, reach: bool = True, where: str = "") -> str 
         return f"{where} {shown!r}: port {found.port} is out of range (1..65535)"
     if kind in TRACKING_SERVERS:
         return _server_problem(where, url) if reach else None
-    problem = _driver_problem(where, shown, url) or _sqlite_problem(where, url)
+    problem = _driver_problem(where, shown, url) or _sqlite_problem(key, where, url)
     if problem or not reach or kind == "sqlite":
         return problem
     return _database_problem(where, url, found)
@@ -77,14 +91,28 @@ def _driver_problem(where: str, shown: str, url: str) -> str | None:
     return None
 
 
-def _sqlite_problem(where: str, url: str) -> str | None:
+def _sqlite_problem(key: str, where: str, url: str) -> str | None:
+    if in_memory(url):
+        return (
+            f"{where} {redact(url)!r} is an in-memory database: it keeps nothing once "
+            f"the command ends; give a file, e.g. sqlite:///{key}.db"
+        )
     path = sqlite_path(url)
     if path is None:
         return None
     folder = path.expanduser().parent
     if not folder.is_dir():
         return f"{where}: the folder {folder} of the SQLite file does not exist"
-    return None
+    return sqlite_file_problem(f"{where} {path}", path)
+
+
+def in_memory(url: str) -> bool:
+    """A SQLite URL of a database in memory (`sqlite://`, `sqlite:///:memory:`,
+    `?mode=memory`): what is written there is gone when the command ends."""
+    found = parsed(url)
+    if found is None or found.get_backend_name() != "sqlite":
+        return False
+    return found.database in (None, "", ":memory:") or found.query.get("mode") == "memory"
 
 
 def _reach(where: str, host: str, port: int, what: str) -> str | None:
@@ -152,6 +180,56 @@ def check_stores(stores) -> None:
     problems = store_problems(stores)
     if problems:
         raise ConfigError(problems[0])
+
+
+FOLDERS = ("artifacts", "ray_results", "checkpoints", "features")  # StoresConfig's folders
+
+
+def local_folder(location: str) -> Path | None:
+    """The folder of a store location (`stores.artifacts` may be a URI: `file://` is a
+    folder here, `s3://` and the like are not this machine's to check)."""
+    if location.startswith("file:"):
+        return Path(url2pathname(urlparse(location).path))
+    return None if "://" in location else Path(location)
+
+
+def place_problems(stores) -> list[str]:
+    """One line per place of a study config's stores it cannot write (a NoSpaceLine for a
+    full disk); [] when every place can be written. A SQLite URL's own problems (a folder
+    there, not a database) are store_problems'."""
+    problems, places = [], []
+    for key in ("mlflow", "optuna"):
+        url, path = getattr(stores, key), sqlite_path(getattr(stores, key))
+        if path is None or url_problem(key, url, reach=False):
+            continue
+        places.append((origin(key, url), Path(os.path.abspath(path.expanduser())), True))
+        problems.append(file_problem(f"{origin(key, url)} {path}", path, journal=True))
+    for key in FOLDERS:
+        path = local_folder(getattr(stores, key))
+        if path is not None:
+            places.append((f"stores.{key}", Path(os.path.abspath(path.expanduser())), False))
+            problems.append(folder_problem(f"stores.{key} {getattr(stores, key)}", path))
+    return [problem for problem in [_shared_file(places), *problems] if problem]
+
+
+def _shared_file(places: list[tuple[str, Path, bool]]) -> str | None:
+    """A SQLite file that is also another store's file or folder, or lies in its way."""
+    for number, (name, path, is_file) in enumerate(places):
+        for other, there, _ in places[number + 1 :] if is_file else ():
+            if path == there:
+                return f"{name} and {other} are both {path}: give each store its own place"
+            if path in there.parents:
+                return f"{other} {there} lies inside {name}'s SQLite file {path}: move one"
+    return None
+
+
+def check_places(stores) -> None:
+    """Raise ConfigError (NoSpace for a full disk) with the first place of the study's
+    stores that cannot be written, before anything is written."""
+    problems = place_problems(stores)
+    if problems:
+        first = problems[0]
+        raise NoSpace(first) if isinstance(first, NoSpaceLine) else ConfigError(first)
 
 
 def check_tracking_uri(url: str) -> None:

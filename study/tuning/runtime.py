@@ -1,7 +1,8 @@
 """Where the study's trials run: the Ray cluster this driver belongs to, or a local runtime.
 
 In order (the first that applies):
-1. `RAY_ADDRESS`: the cluster it names (a head's `ip:port`, or `ray://` for Ray Client).
+1. `RAY_ADDRESS`: the cluster it names (a head's `ip:port`, `ray://` for Ray Client, `auto`
+   for what `ray start` made here); `local` is 3.
 2. A cluster that `ray start` made on this machine: its address file in Ray's default temp
    dir (`$RAY_TMPDIR/ray`, else /tmp/ray), with its GCS process running here. This is how
    `ray submit cluster.yaml study/run.py` runs the driver on the head. A local runtime of
@@ -11,6 +12,10 @@ In order (the first that applies):
 
 Before the first trial the driver prints which one, with the cluster's nodes, CPUs and GPUs,
 and stops with one line (exit 2) when no node the cluster has, or can add, holds one trial.
+
+Before Ray is started or joined, what the environment points it at is checked: one line
+and exit 2 (3: a full disk under the temp dir) for a problem (study.tuning.ray_env's
+ray_problems, which `study validate` runs too).
 """
 
 from __future__ import annotations
@@ -28,10 +33,13 @@ import yaml
 
 from study.config.schema import StudyConfig
 from study.errors import ConfigError
+from study.tuning.ray_env import (  # noqa: F401  (started_cluster_address: re-exported)
+    LOCAL_PREFIX,
+    check_ray_environment,
+    ray_tmpdir,
+    started_cluster_address,
+)
 
-# Parent folder of the local runtime's temp dir (default /tmp): keep it short, Ray's socket
-# names must fit in 107 bytes.
-ENV_RAY_TMP = "STUDY_RAY_TMPDIR"
 # What `ray up` leaves on the head: the cluster file, filled in (node types included).
 BOOTSTRAP_CONFIG = Path("~/ray_bootstrap_config.yaml")
 
@@ -46,46 +54,43 @@ class Runtime:
     joined: bool  # False for a local runtime this driver started
 
 
-def started_cluster_address() -> str | None:
-    """The address of a cluster `ray start` made on this machine and still running, or None."""
-    from ray._private.services import find_gcs_addresses
-    from ray._private.utils import read_ray_address
-
-    address = read_ray_address()  # written by `ray start`, removed by `ray stop`
-    # A file left by a cluster that died without `ray stop` names nothing that runs.
-    if address and address in find_gcs_addresses():
-        return address
-    return None
-
-
 @contextlib.contextmanager
 def ray_runtime(config: StudyConfig, log=print):
     """Connect to where the trials run (see the module's docstring); yields a Runtime."""
     if ray.is_initialized():  # a caller (a test, a notebook) set Ray up already
         yield Runtime("the Ray runtime this process already had", joined=True)
         return
-    if os.environ.get("RAY_ADDRESS"):
-        address = os.environ["RAY_ADDRESS"]
+    check_ray_environment()  # a full disk under the temp dir: exit 3 from `study run`
+    address = os.environ.get("RAY_ADDRESS", "")
+    if address and address != "local":
         runtime = Runtime(f"joined the Ray cluster at {address} (RAY_ADDRESS)", joined=True)
-    elif (address := started_cluster_address()) is not None:
+    elif not address and (address := started_cluster_address()) is not None:
         # "auto", not the address itself: only then does Ray pick up the cluster's auth
         # token (~/.ray/auth_token) the way `ray start` did.
         runtime = Runtime(f"joined the Ray cluster `ray start` made here, at {address}", True)
         address = "auto"
-    else:
-        with local_ray(config.resources.num_cpus, os.environ.get(ENV_RAY_TMP, "/tmp")):
+    else:  # RAY_ADDRESS=local too: a new local runtime, Ray's meaning of it
+        with local_ray(config.resources.num_cpus, ray_tmpdir()):
             runtime = Runtime("started a local Ray runtime", joined=False)
             _announce(runtime, config, log)
             yield runtime
         return
-    # Ray's INFO lines about connecting would repeat what _announce says.
-    ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
-    keep_signal_handlers()
+    _join(address)
     try:
         _announce(runtime, config, log)
         yield runtime
     finally:
         ray.shutdown()
+
+
+def _join(address: str) -> None:
+    try:  # Ray's INFO lines about connecting would repeat what _announce says
+        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+    except Exception as error:  # ConnectionError, a Ray version mismatch, ...: the cluster's
+        ray.shutdown()  # whatever half of the connection was made
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+        raise ConfigError(f"cannot join the Ray cluster at {address}: {reason}") from error
+    keep_signal_handlers()
 
 
 def _announce(runtime: Runtime, config: StudyConfig, log) -> None:
@@ -160,10 +165,10 @@ def keep_signal_handlers() -> None:
 
 
 @contextlib.contextmanager
-def local_ray(num_cpus: int | None, parent: str = "/tmp", prefix: str = "ray-study-"):
+def local_ray(num_cpus: int | None, parent: str = "/tmp", prefix: str = LOCAL_PREFIX):
     """A local Ray runtime in a temp dir of its own, which is removed afterwards (only
     that one: never a Ray folder somebody else created)."""
-    temp_dir = tempfile.mkdtemp(prefix=prefix, dir=parent)
+    temp_dir = tempfile.mkdtemp(prefix=prefix, dir=os.path.abspath(parent))
     # Ray 2.60 turns token auth on for a new local runtime (good) and warns about it on
     # stderr at every start (noise in every study's output).
     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import optuna
-from optuna.exceptions import UpdateFinishedTrialError
+from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
@@ -88,6 +88,9 @@ def create_stratum_study(
         direction="maximize",
         load_if_exists=True,
     )
+    with warnings.catch_warnings():  # experimental in Optuna 5; dashboards show the name
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        study.set_metric_names([OBJECTIVE])  # not "Objective 0"
     for params in startup:
         study.enqueue_trial(params, skip_if_exists=True)
     return study

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import ray
 from ray import tune
+from ray.air.constants import EXPR_PROGRESS_FILE, EXPR_RESULT_FILE
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.utils.util import warn_if_slow
 
@@ -131,6 +132,51 @@ def run_config(config: StudyConfig, name: str, callbacks, verbose: bool = False)
     )
 
 
+def _unreported_trial_folders(path: Path) -> list[Path]:
+    """The trial folders of the experiment's newest snapshot that Ray reads results from
+    on restore (a trial with a `last_result`, `{}` for one that started and never
+    reported) and that hold neither result file. Read as Ray's ExperimentAnalysis reads it."""
+    from ray.tune.execution.experiment_state import _find_newest_experiment_checkpoint
+    from ray.tune.experiment import Trial
+    from ray.tune.utils.serialization import _loads_with_cloudpickle
+
+    state_file = _find_newest_experiment_checkpoint(str(path))
+    if state_file is None:
+        return []
+    folders = []
+    for trial_state, run_metadata in _loads_with_cloudpickle(Path(state_file).read_text())[
+        "trial_data"
+    ]:
+        trial = Trial.from_json_state(trial_state, stub=True)
+        trial.restore_run_metadata(run_metadata)
+        folder = path / trial.storage.trial_dir_name
+        results = (folder / EXPR_RESULT_FILE, folder / EXPR_PROGRESS_FILE)
+        if trial.last_result is not None and not any(f.exists() for f in results):
+            folders.append(folder)
+    return folders
+
+
+def reconcile_unreported_trials(path: Path) -> None:
+    """Before a restore: an empty result file in each trial folder the interrupted driver
+    left without one, which Ray reads as what it is, a trial with no results yet.
+
+    A trial's results reach its folder under `stores.ray_results` when the driver syncs
+    its staging folder (in the local runtime's temporary Ray folder, deleted at exit); a
+    Ctrl-C or SIGTERM between a trial's start and that sync leaves the snapshot naming a
+    started trial whose folder is empty. `Tuner.restore` (its ExperimentAnalysis of the
+    experiment as left) then printed "Failed to fetch metrics for N trial(s) ...
+    FileNotFoundError", though the resumed phase is right: those trials run again and
+    their real results replace the empty file. Quiet, and never in the way of a resume:
+    a snapshot this cannot read is left to Ray as it is."""
+    try:
+        folders = _unreported_trial_folders(path)
+    except Exception:  # another Ray version's snapshot: Ray restores it, noise and all
+        return
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / EXPR_RESULT_FILE).touch()
+
+
 def restored(config: StudyConfig, name: str, trainable) -> tune.Tuner | None:
     """The phase's Tuner restored from its experiment folder, or None for a fresh start.
 
@@ -142,6 +188,7 @@ def restored(config: StudyConfig, name: str, trainable) -> tune.Tuner | None:
     if not tune.Tuner.can_restore(path):
         return None
     alias_old_paths()  # a phase pickled before study/ had rooms names the old modules
+    reconcile_unreported_trials(path)
     return tune.Tuner.restore(
         str(path), trainable=trainable, resume_unfinished=True, resume_errored=False
     )

@@ -4,9 +4,10 @@ Targets (`target.dataset` of a study), one module each, found by the registry:
 - `digits` (digits.py): scikit-learn's bundled 8x8 handwritten digits;
 - `glyphs` (glyphs.py): the rendered letters of the source task, as a target (other renders);
 - `imagefolder:<path>` (imagefolder.py): torchvision's ImageFolder layout, one subfolder per
-  class, images of any size and mode; `train/` with `val/` and/or `test/` subfolders are
-  used as given (a missing one is carved out of `train/`), else a fixed stratified split
-  is made;
+  class, images of any size and mode read as a viewer shows them; `train/` with `val/`
+  and/or `test/` subfolders are used as given (a missing one is carved out of `train/`),
+  else a fixed stratified split is made; subfolders that are not classes (hidden, or
+  without images) are skipped and named in one line of the study's output;
 - `torchvision:<name>` (torchvision.py): CIFAR10, CIFAR100, MNIST or FashionMNIST under a
   local root (downloaded only when asked); the official test split gives the test set.
 

@@ -27,8 +27,42 @@ GREY_MEAN = 0.15
 GREY_STD = 0.29
 
 
+# A name longer than this, in a message, keeps its start and end around '...'.
+LONGEST_NAME = 200
+
+
+def shown(name: object, longest: int = LONGEST_NAME) -> str:
+    """A file, folder or class name for a one-line message: as it is when every character
+    is printable, else quoted with its control characters escaped (repr: a newline shows
+    as \\n, an undecodable byte as \\udcXX); over `longest` characters, the middle cut
+    out ('...'), keeping the end, where a path's file name is."""
+    text = str(name)
+    return cut_middle(text if text.isprintable() else repr(text), longest)
+
+
+def cut_middle(text: str, longest: int = LONGEST_NAME) -> str:
+    """`text`, or when it is over `longest` characters its start and end around '...'."""
+    if len(text) <= longest:
+        return text
+    head = (longest - 3) // 3
+    return f"{text[:head]}...{text[len(text) - (longest - 3 - head) :]}"
+
+
+def one_line(message: str) -> str:
+    """`message` with every character that is not printable escaped (one line, whatever
+    a name or an error from a library it holds)."""
+    if message.isprintable():
+        return message
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+
+
 class DataError(ValueError):
-    """Bad target data: the message is one line naming the file or class and the problem."""
+    """Bad target data: the message is one line naming the file or class and the problem
+    (names through `shown`; anything else not printable is escaped here, so it stays one
+    line whatever a file name or a library's error holds)."""
+
+    def __init__(self, message: str):
+        super().__init__(one_line(str(message)))
 
 
 @dataclass(frozen=True)

@@ -1,62 +1,123 @@
 """`imagefolder:<path>`: torchvision's ImageFolder layout, one subfolder per class.
 
-Images of any size and mode. `train/` with `val/` and/or `test/` subfolders are used as
-given (a missing one is carved out of `train/`); else the folder is one pool, split here.
-Every file is read when the target loads, so a bad one stops the study before any trial,
-and resized there by PIL to the input size (images of many sizes need one shape); PIL's
-result is 8-bit, so the target is kept as uint8 and normalised inside the trial.
+Images of any size and mode, read as a viewer shows them (images.as_viewed: EXIF
+orientation, 16-bit and float scaled to 8 bits, transparency over white). `train/` with
+`val/` and/or `test/` subfolders are used as given (a missing one is carved out of
+`train/`); else the folder is one pool, split here. Every file is read when the target
+loads, so a bad one stops the study before any trial, and resized there by PIL to the
+input size (images of many sizes need one shape); PIL's result is 8-bit, so the target is
+kept as uint8 and normalised inside the trial.
+
+Subfolders that are not classes are skipped and said so in one line of the study's
+output: hidden ones (`.git`), and ones that hold files but no image (`notes/`). An empty
+subfolder is an error: a class whose images are missing. Every error is one line, file
+and folder names shown escaped (base.shown) whatever they hold.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from trainables.datasets.base import DataError, Preprocessing, Split, TargetData
-from trainables.datasets.images import Encoding, resize_and_crop
+from trainables.datasets.base import DataError, Preprocessing, Split, TargetData, cut_middle, shown
+from trainables.datasets.images import Encoding, as_viewed, resize_and_crop
 from trainables.datasets.registry import Request, register
 from trainables.datasets.splits import assemble, carve, check_held_out, split_pool
 
 # torchvision's ImageFolder extensions; other files in a class folder are ignored.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+PARTS = ("train", "val", "test")
 
 
-def _class_folders(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+def _hidden(path: Path) -> bool:
+    return path.name.startswith(".")
 
 
 def _image_files(folder: Path) -> list[Path]:
     return sorted(
         p
         for p in folder.rglob("*")
-        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
+        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not _hidden(p)
     )
 
 
-def scan_imagefolder(folder: Path) -> tuple[list[str], list[Path], np.ndarray]:
+def _holds_files(folder: Path) -> bool:
+    """Whether a folder holds a file (a hidden one, like .DS_Store, aside)."""
+    return any(p.is_file() and not _hidden(p) for p in folder.rglob("*"))
+
+
+def report_skipped(folder: Path, skipped: list[str], log: Callable[[str], None]) -> None:
+    """One line naming the subfolders of `folder` that were skipped and why."""
+    if skipped:
+        what = "1 folder" if len(skipped) == 1 else f"{len(skipped)} folders"
+        log(f"imagefolder: skipped {what} of {shown(folder)}: {', '.join(skipped)}")
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    """The subfolders of `folder`, sorted, or DataError naming a folder that cannot be listed."""
+    try:
+        return sorted(p for p in folder.iterdir() if p.is_dir())
+    except OSError as error:  # permissions, or a folder that went away
+        where = shown(error.filename or folder)
+        raise DataError(f"imagefolder: cannot list {where}: {error.strerror or error}") from None
+
+
+def _classes(folder: Path, log: Callable[[str], None]) -> dict[Path, list[Path]]:
+    """Each class folder's image files; the subfolders that are not classes told (`log`)."""
+    found, skipped = {}, []
+    for sub in _subfolders(folder):
+        if _hidden(sub):
+            skipped.append(f"{shown(sub.name)} (hidden)")
+            continue
+        images = _image_files(sub)
+        if images or not _holds_files(sub):  # an empty one: a class with no images
+            found[sub] = images
+        else:
+            skipped.append(f"{shown(sub.name)} (no images)")
+    report_skipped(folder, skipped, log)
+    return found
+
+
+def scan_imagefolder(
+    folder: Path, log: Callable[[str], None] = print
+) -> tuple[list[str], list[Path], np.ndarray]:
     """(classes, files, labels) of one ImageFolder-layout folder; empty classes are errors."""
-    classes = _class_folders(folder)
+    found = _classes(folder, log)
+    classes = list(found)
     if not classes:
         raise DataError(
-            f"imagefolder: {folder} has no class subfolders (expected {folder}/<class>/<image>)"
+            f"imagefolder: {shown(folder)} has no class subfolders "
+            f"(expected {shown(folder)}/<class>/<image>)"
         )
     if len(classes) < 2:  # one class: every prediction right, a study with no answer
         raise DataError(
-            f"imagefolder: {folder} has {len(classes)} class subfolder "
+            f"imagefolder: {shown(folder)} has {len(classes)} class subfolder "
             f"({classes[0].name!r}); a study needs at least 2 classes"
         )
     files, labels = [], []
     for label, class_dir in enumerate(classes):
-        found = _image_files(class_dir)
-        if not found:
+        if not found[class_dir]:
             raise DataError(
-                f"imagefolder: class {class_dir.name!r} in {folder} has no images "
+                f"imagefolder: class {class_dir.name!r} in {shown(folder)} has no images "
                 f"({', '.join(IMAGE_EXTENSIONS)})"
             )
-        files += found
-        labels += [label] * len(found)
+        files += found[class_dir]
+        labels += [label] * len(found[class_dir])
     return [c.name for c in classes], files, np.asarray(labels, dtype=np.int64)
+
+
+def _reason(error: Exception) -> str:
+    """Why PIL could not read a file, without the file's name (the line has it already)."""
+    from PIL import UnidentifiedImageError
+
+    if isinstance(error, UnidentifiedImageError):
+        return "cannot identify image file"
+    if isinstance(error, OSError) and error.filename is not None and error.strerror:
+        return error.strerror  # "[Errno 13] Permission denied: '<the path again>'"
+    text = str(error).strip()
+    return cut_middle(text.splitlines()[0]) if text else type(error).__name__
 
 
 def read_image(path: Path, prep: Preprocessing) -> np.ndarray:
@@ -67,7 +128,7 @@ def read_image(path: Path, prep: Preprocessing) -> np.ndarray:
     try:
         with Image.open(path) as image:
             image.load()  # decodes everything: a truncated file fails here, not later
-            image = image.convert("L" if prep.channels == 1 else "RGB")
+            image = as_viewed(image, prep.channels)
     except (
         OSError,
         UnidentifiedImageError,
@@ -75,8 +136,7 @@ def read_image(path: Path, prep: Preprocessing) -> np.ndarray:
         ValueError,
         SyntaxError,
     ) as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise DataError(f"imagefolder: cannot read image {path}: {reason}") from None
+        raise DataError(f"imagefolder: cannot read image {shown(path)}: {_reason(error)}") from None
     image = resize_and_crop(image, prep.size, prep.resize)
     array = np.asarray(image, dtype=np.uint8)
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
@@ -95,30 +155,35 @@ def encoding(prep: Preprocessing) -> Encoding:
     return Encoding(prep, 255.0, resized=True)
 
 
-def _read_split(folder: Path, classes: list[str], prep: Preprocessing) -> Split:
+def _class_list(classes: list[str], most: int = 10) -> str:
+    names = ", ".join(shown(name) for name in classes[:most])
+    return names + (f", ... ({len(classes)} in all)" if len(classes) > most else "")
+
+
+def _read_split(request: Request, folder: Path, classes: list[str]) -> Split:
     """A given `val/` or `test/` folder, whose classes must be train/'s."""
-    found, files, labels = scan_imagefolder(folder)
+    found, files, labels = scan_imagefolder(folder, request.log)
     missing = sorted(set(classes) - set(found))
     extra = sorted(set(found) - set(classes))
     if missing or extra:
         what = f"lacks class {missing[0]!r}" if missing else f"has class {extra[0]!r}"
         raise DataError(
-            f"imagefolder: {folder} {what}, which train/ does not match "
-            f"(classes: {', '.join(classes)})"
+            f"imagefolder: {shown(folder)} {what}, which train/ does not match "
+            f"(classes: {_class_list(classes)})"
         )
     index = {name: i for i, name in enumerate(classes)}
     labels = np.asarray([index[found[label]] for label in labels], dtype=np.int64)
-    return Split(read_images(files, prep), labels, encoding(prep))
+    return Split(read_images(files, request.prep), labels, encoding(request.prep))
 
 
 def _given_splits(request: Request, given: dict[str, Path]) -> TargetData:
     """`train/` plus the held-out folders there are; a missing one is carved from train/."""
     prep = request.prep
-    classes, files, labels = scan_imagefolder(given["train"])
+    classes, files, labels = scan_imagefolder(given["train"], request.log)
     parts = {"val": request.val_per_class, "test": request.test_per_class}
     parts = {part: n for part, n in parts.items() if part not in given}
     check_held_out(
-        f"{request.name} (train/)",
+        f"{shown(request.name)} (train/)",
         classes,
         labels,
         sum(parts.values()),
@@ -129,21 +194,29 @@ def _given_splits(request: Request, given: dict[str, Path]) -> TargetData:
     held = {part: whole.take(index) for part, index in carved.items()}
     for part in ("val", "test"):
         if part in given:
-            held[part] = _read_split(given[part], classes, prep)
+            held[part] = _read_split(request, given[part], classes)
     return TargetData(request.name, tuple(classes), whole.take(rest), held["val"], held["test"])
+
+
+def _report_beside_splits(folder: Path, log: Callable[[str], None]) -> None:
+    """The folders beside train/, val/ and test/, which a split layout does not read."""
+    others = [p for p in _subfolders(folder) if p.name not in PARTS]
+    why = {True: "hidden", False: "not train/, val/ or test/"}
+    report_skipped(folder, [f"{shown(p.name)} ({why[_hidden(p)]})" for p in others], log)
 
 
 @register("imagefolder", argument="<path>")
 def load(request: Request) -> TargetData:
     folder = Path(request.arg).expanduser()
     if not folder.exists():
-        raise DataError(f"imagefolder: {folder} does not exist")
+        raise DataError(f"imagefolder: {shown(folder)} does not exist")
     if not folder.is_dir():
-        raise DataError(f"imagefolder: {folder} is not a folder")
-    given = {part: folder / part for part in ("train", "val", "test") if (folder / part).is_dir()}
+        raise DataError(f"imagefolder: {shown(folder)} is not a folder")
+    given = {part: folder / part for part in PARTS if (folder / part).is_dir()}
     if "train" in given:
+        _report_beside_splits(folder, request.log)
         return _given_splits(request, given)
-    classes, files, labels = scan_imagefolder(folder)
+    classes, files, labels = scan_imagefolder(folder, request.log)
     held, pool = split_pool(
         request.name, classes, labels, request.val_per_class, request.test_per_class
     )

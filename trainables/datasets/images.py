@@ -1,5 +1,8 @@
 """Raw images -> model inputs: channels, the shorter-side resize and the centre crop.
 
+An image file is first read as a viewer shows it (`as_viewed`: EXIF orientation, more
+than 8 bits scaled to 8, transparency over white), in 8-bit grey or RGB.
+
 A target is kept as stored (`store`: uint8 at the images' own resolution, capped at what
 the trial needs) and becomes model inputs inside the trial (`Encoding.decode`, on the
 trial's GPU where it has one): the object store then holds 1 byte per stored pixel
@@ -70,6 +73,68 @@ def resize_and_crop(image: ImageT, size: int, short: int | None = None) -> Image
     if (fit.width, fit.height) != (width, height):
         image = image.resize((fit.width, fit.height), Image.BILINEAR)
     return image.crop((fit.left, fit.top, fit.left + size, fit.top + size))
+
+
+# 16-bit integer modes (PNG, TIFF, PGM of 16 bits per pixel).
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
+# Modes with an alpha channel; a palette, grey or RGB image can also name a transparent
+# colour (`transparency` in its info).
+ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
+
+
+def as_viewed(image, channels: int):
+    """A PIL image as a viewer shows it, 8-bit 'L' (`channels` 1) or 'RGB' (3).
+
+    - EXIF orientation applied (a phone's rotated JPEG comes out upright);
+    - more than 8 bits scaled, not clipped (PIL's convert clips at 255: a 16-bit
+      gradient would become black and white): `eight_bit`;
+    - transparency composited over white, as a page shows it (PIL's convert drops the
+      alpha and shows the colour stored under it, often black);
+    - every other mode as PIL converts it: 1-bit as 0/255, a palette through its
+      colours, CMYK by PIL's plain formula (no ICC profile), YCbCr and the rest too;
+    8-bit 'L' and 'RGB' images without orientation or transparency come out unchanged.
+    """
+    from PIL import ImageOps
+
+    try:
+        image = ImageOps.exif_transpose(image)
+    except Exception:  # an EXIF block PIL cannot parse: shown as stored, as viewers do
+        pass
+    image = eight_bit(image)
+    if image.mode in ALPHA_MODES or "transparency" in image.info:
+        image = _over_white(image)
+    return image.convert("L" if channels == 1 else "RGB")
+
+
+def eight_bit(image):
+    """An image of more than 8 bits per pixel as 8-bit 'L' by its value range, else as
+    it is. 16-bit modes: 0..65535 -> 0..255 (/ 257, rounded). 'I' (32-bit integers): as
+    16-bit when its values fit 0..65535 (how PIL opens many 16-bit files), else from its
+    own minimum to maximum. 'F' (32-bit floats): 0..1 when its values fit there, else its
+    own minimum to maximum; a NaN or infinite pixel is a ValueError (not an image)."""
+    from PIL import Image
+
+    if image.mode not in (*SIXTEEN_BIT_MODES, "I", "F"):
+        return image
+    pixels = np.asarray(image).astype(np.float64)
+    if not np.isfinite(pixels).all():
+        raise ValueError(f"{image.mode} image with NaN or infinite pixels")
+    low, high = (pixels.min(), pixels.max()) if pixels.size else (0.0, 0.0)
+    if image.mode in SIXTEEN_BIT_MODES or (image.mode == "I" and low >= 0 and high <= 65535):
+        low, high = 0.0, 65535.0
+    elif image.mode == "F" and low >= 0 and high <= 1:
+        low, high = 0.0, 1.0
+    scaled = (pixels - low) * (255 / (high - low)) if high > low else pixels * 0
+    return Image.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8), "L")
+
+
+def _over_white(image):
+    """An image with transparency composited over white, as 'RGB'."""
+    from PIL import Image
+
+    rgba = image.convert("RGBA")
+    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    return Image.alpha_composite(white, rgba).convert("RGB")
 
 
 def _luma(rgb: torch.Tensor) -> torch.Tensor:

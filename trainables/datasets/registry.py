@@ -21,9 +21,15 @@ from trainables.datasets.base import Preprocessing, TargetData
 PACKAGE = "trainables.datasets"
 
 
+def say(line: str) -> None:
+    """A line of the study's output while a target loads (stdout, as the study's log)."""
+    print(line, flush=True)
+
+
 @dataclass(frozen=True)
 class Request:
-    """What a loader is asked for: the name's argument and the study's target settings."""
+    """What a loader is asked for: the name's argument and the study's target settings;
+    `log` prints what loading has to say that is not an error (what was skipped)."""
 
     kind: str
     arg: str  # what follows `kind:` ('' for a name that takes none)
@@ -32,6 +38,7 @@ class Request:
     prep: Preprocessing
     root: str | Path  # where downloadable datasets live
     download: bool
+    log: Callable[[str], None] = say
 
     @property
     def name(self) -> str:
@@ -108,10 +115,12 @@ def load_target(
     prep: Preprocessing | None = None,
     root: str | Path = "data",
     download: bool = False,
+    log: Callable[[str], None] = say,
 ) -> TargetData:
-    """The target `name`, split into pool, validation and test, as `prep` model inputs."""
+    """The target `name`, split into pool, validation and test, as `prep` model inputs;
+    `log` gets the lines loading prints (default: stdout)."""
     kind, arg = parse_dataset(name)
     request = Request(
-        kind, arg, val_per_class, test_per_class, prep or Preprocessing(), root, download
+        kind, arg, val_per_class, test_per_class, prep or Preprocessing(), root, download, log
     )
     return _REGISTRY[kind].load(request)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from trainables.datasets.base import DataError, Split, TargetData
+from trainables.datasets.base import DataError, Split, TargetData, shown
 from trainables.datasets.images import Encoding
 
 SPLIT_SEED = 20240601  # fixed: every study sees the same val/test split of a target
@@ -59,7 +59,7 @@ def check_held_out(
     for label, count in enumerate(counts):
         if count <= held_out:
             raise DataError(
-                f"{name}: class {classes[label]!r} has {count} images, too few for {what} "
+                f"{shown(name)}: class {classes[label]!r} has {count} images, too few for {what} "
                 f"({held_out}) plus at least 1 training example"
             )
 

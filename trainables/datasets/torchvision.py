@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trainables.datasets.base import DataError, Split, TargetData
+from trainables.datasets.base import DataError, Split, TargetData, cut_middle, shown
 from trainables.datasets.images import store
 from trainables.datasets.registry import Request, register
 from trainables.datasets.splits import carve, check_held_out, split_rng
@@ -30,8 +30,9 @@ def _read(request: Request, train: bool) -> tuple[np.ndarray, np.ndarray, list[s
     except RuntimeError as error:
         hint = "" if request.download else " (set target.download: true to download it)"
         raise DataError(
-            f"{request.name}: not found under {Path(request.root).resolve()}: "
-            f"{str(error).splitlines()[0]}{hint}"
+            f"{request.name}: not found under {shown(Path(request.root).resolve())}: "
+            f"{cut_middle(str(error).splitlines()[0] if str(error) else type(error).__name__)}"
+            f"{hint}"
         ) from None
     images = np.asarray(data.data)
     images = images.transpose(0, 3, 1, 2) if images.ndim == 4 else images[:, None]
