@@ -21,10 +21,9 @@ from urllib.request import url2pathname
 
 from study.errors import BadInput, ConfigError
 from study.stores.places import (
-    NoSpace,
-    NoSpaceLine,
     file_problem,
     folder_problem,
+    raise_first,
     sqlite_file_problem,
 )
 from study.stores.urls import (
@@ -226,10 +225,7 @@ def _shared_file(places: list[tuple[str, Path, bool]]) -> str | None:
 def check_places(stores) -> None:
     """Raise ConfigError (NoSpace for a full disk) with the first place of the study's
     stores that cannot be written, before anything is written."""
-    problems = place_problems(stores)
-    if problems:
-        first = problems[0]
-        raise NoSpace(first) if isinstance(first, NoSpaceLine) else ConfigError(first)
+    raise_first(place_problems(stores))
 
 
 def check_tracking_uri(url: str) -> None:

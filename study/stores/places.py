@@ -64,6 +64,14 @@ def kind(path: Path) -> str:
     return next((name for test, name in KINDS if test(mode)), "a file")
 
 
+def raise_first(problems: list[str]) -> None:
+    """Raise the first of `problems` (one line each): NoSpace for a full disk (exit 3),
+    else ConfigError; nothing when there are none."""
+    if problems:
+        first = problems[0]
+        raise NoSpace(first) if isinstance(first, NoSpaceLine) else ConfigError(first)
+
+
 def _reason(error: OSError) -> str:
     return error.strerror or str(error) or type(error).__name__
 

@@ -15,8 +15,7 @@ import re
 import socket
 from pathlib import Path
 
-from study.errors import ConfigError
-from study.stores.places import NoSpace, NoSpaceLine, folder_problem
+from study.stores.places import folder_problem, raise_first
 
 # Parent folder of the local runtime's temp dir (default /tmp): keep it short, Ray's socket
 # names must fit in 107 bytes.
@@ -66,10 +65,7 @@ def ray_problems() -> list[str]:
 
 def check_ray_environment() -> None:
     """Raise the first of ray_problems: ConfigError, or NoSpace for a full disk."""
-    problems = ray_problems()
-    if problems:
-        first = problems[0]
-        raise NoSpace(first) if isinstance(first, NoSpaceLine) else ConfigError(first)
+    raise_first(ray_problems())
 
 
 def address_problem(address: str) -> str | None:
