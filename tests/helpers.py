@@ -45,3 +45,16 @@ def stage_state(model, spec, stages) -> dict[str, torch.Tensor]:
         for path in stage.paths
         for key, value in model.get_submodule(path).state_dict().items()
     }
+
+
+def best_freeze_json(work) -> str:
+    """`study best-freeze --format json` of the store in folder `work`, as a user runs it."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT, cli_env
+
+    command = [sys.executable, str(ROOT / "study" / "run.py"), "best-freeze", "--format", "json"]
+    done = subprocess.run(command, cwd=work, env=cli_env(), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout

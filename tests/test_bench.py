@@ -55,3 +55,9 @@ def test_peer_bench_prints_its_ratio():
 @pytest.mark.bench
 def test_search_efficiency_bench_prints_its_ratio():
     assert RATIO.match(last_line(run_bench("search_efficiency.py")))
+
+
+@pytest.mark.ray
+@pytest.mark.bench
+def test_time_to_answer_bench_prints_its_ratio():
+    assert RATIO.match(last_line(run_bench("time_to_answer.py", timeout=900)))

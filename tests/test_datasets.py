@@ -161,6 +161,31 @@ def test_dataset_names_are_checked():
         parse_dataset("mnist")
 
 
+def test_a_folder_is_shown_by_its_name_never_its_path(tmp_path, monkeypatch):
+    """A loaded image folder is `imagefolder:<folder name>` (its tags, dataset inputs and
+    answer follow TargetData.name); what is cached is keyed by the data, so two folders of
+    one name never share features (trainables.features keys on the inputs' fingerprint)."""
+    from trainables.feature_store import fingerprint
+
+    public = dataset_registry.public_name
+    assert public("imagefolder:/data/x/hymenoptera_data") == "imagefolder:hymenoptera_data"
+    assert public("imagefolder:~/photos/my pets/") == "imagefolder:my pets"
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    assert public("imagefolder:.") == "imagefolder:here"
+    assert public("digits") == "digits" and public("torchvision:CIFAR10") == "torchvision:CIFAR10"
+    one = load_target(f"imagefolder:{make_folder(tmp_path / 'a' / 'pets')}", 2, 2)
+    make_folder(tmp_path / "b" / "pets")
+    make_image(tmp_path / "b" / "pets" / "owl" / "003.jpg", 2, 50)  # one image differs
+    other = load_target(f"imagefolder:{tmp_path / 'b' / 'pets'}", 2, 2)
+    assert one.name == other.name == "imagefolder:pets"
+
+    def inputs_key(data) -> str:  # what the feature cache's keys hash (PrefixCache.key)
+        return fingerprint(*(part.tensors()[0] for part in (data.pool, data.val, data.test)))
+
+    assert inputs_key(one) != inputs_key(other)
+
+
 def test_glyphs_as_a_target():
     data = load_target("glyphs", 10, 20)
     assert data.num_classes == 52 and data.pool.x.shape[1:] == (1, 32, 32)

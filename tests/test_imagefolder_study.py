@@ -13,7 +13,7 @@ import optuna
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
-from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NOTE
 
 from search_spaces.strategies import classical_strategies, list_strategies
 from study.tracking import client as t
@@ -98,6 +98,33 @@ def test_no_path_of_the_machine_names_the_target(pets):
     assert studies and not [name for name in studies if parent in name or ":" in name]
     table = run_cli(["best-freeze"], cwd=work)
     assert table.returncode == 0 and FOLDER in table.stdout and parent not in table.stdout
+
+
+def test_the_ui_shows_the_folder_by_its_name_never_its_path(pets):
+    """What the MLflow UI shows of the target's dataset (each trial's `dataset` tag and
+    dataset input, the answer's JSON, the experiment's and the study run's descriptions)
+    is `imagefolder:pets_photos`, never the folder's path (only the `config` param and the
+    config.yaml artifact, the study as written, keep it: a rerun reads the folder)."""
+    work, client = pets
+    shown, where = f"imagefolder:{FOLDER}", str(work / "images")
+    experiment = client.get_experiment_by_name("pets")
+    runs = client.search_runs([experiment.experiment_id])
+    trials = [client.get_run(run.info.run_id) for run in runs if t.TAG_TARGET in run.data.tags]
+    assert trials and {run.data.tags[t.TAG_DATASET] for run in trials} == {shown}
+    for run in trials:
+        (given,) = run.inputs.dataset_inputs
+        dataset, tags = given.dataset, run.data.tags
+        assert dataset.name == f"{shown}-size{tags[t.TAG_SIZE]}-seed{tags[t.TAG_SEED]}"
+        assert json.loads(dataset.source)["dataset"] == shown
+        assert where not in dataset.name + dataset.source + dataset.profile
+    done = run_cli(["best-freeze", "--format", "json"], cwd=work)
+    (answer,) = json.loads(done.stdout)
+    assert answer["dataset"] == shown and {e["dataset"] for e in answer["ranking"]} == {shown}
+    assert where not in done.stdout
+    description = experiment.tags[MLFLOW_RUN_NOTE]
+    assert f"**{shown}**" in description and where not in description
+    for run in runs:
+        assert where not in run.data.tags.get(MLFLOW_RUN_NOTE, ""), run.info.run_name
 
 
 def test_trials_log_their_own_hyperparameters_and_the_feature_cache(pets):

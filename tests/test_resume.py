@@ -236,17 +236,18 @@ def reporting_trials(work, phase: str) -> int:
     writes (not from the stores the driver is writing)."""
     return sum(
         1
-        for result in work.glob(f"ray_results/*-{phase}/*/result.json")
+        for result in work.glob(f"ray_results/*-{phase}*/*/result.json")
         if result.stat().st_size > 0
     )
 
 
 # Where the driver is killed: mid-search (some trials ended, some running, some not yet
-# suggested), or mid-confirm (the search finished, confirm trials running). The search case
+# suggested), or mid-confirm (the search finished, the race's first round running: the
+# resumed race must take the decisions an uninterrupted one takes). The search case
 # has two targets (their strata name their Optuna studies apart); what it resumes is what
 # a single-target study resumes, whose names the confirm case keeps.
 KILL_WHEN = {
-    "confirm": ("confirm", 1),
+    "confirm": ("confirm-r1", 2),
     "search, two targets": ("search", 3),
 }
 
@@ -261,6 +262,9 @@ def killed_study_config(moment: str) -> dict:
     config["search"]["trials_per_label"] = 1
     config["training"]["reports"] = 3
     config["training"]["steps"] = [{"up_to": None, "steps": 30}]
+    if moment == "confirm":  # a race of two looks, at 2 and 3 seeds
+        config["target"]["seeds"] = 3
+        config["answer"] = {"looks": [2]}
     if "two targets" in moment:
         first = config.pop("target")
         config["targets"] = [first, {**first, "dataset": "textures"}]
@@ -355,7 +359,23 @@ def test_study_killed_mid_phase_resumes_without_duplicates(tmp_path, moment):
         r for r in children if r.data.tags[t.TAG_PHASE] == "confirm" and r.info.status == "FINISHED"
     ]
     assert len(search) >= 1
-    assert len(confirm) == confirm_budget(study, search_labels(study))
+    raced = json.loads(helpers.best_freeze_json(work))
+    assert len(confirm) == sum(item["race"]["trials"] for item in raced)
+    assert len(confirm) <= confirm_budget(study, search_labels(study))
+    if moment == "confirm":  # the same race as a study that was not killed
+        again = tmp_path / "again"
+        again.mkdir()
+        (again / "study.yaml").write_text(json.dumps(config))
+        ray_tmp = tempfile.mkdtemp(prefix="rs-", dir="/tmp")
+        try:
+            env = cli_env({"STUDY_RAY_TMPDIR": ray_tmp})
+            whole = subprocess.run(command, cwd=again, env=env, capture_output=True, timeout=900)
+        finally:
+            shutil.rmtree(ray_tmp, ignore_errors=True)
+        assert whole.returncode == 0, whole.stdout[-3000:]
+        assert [item["race"] for item in json.loads(helpers.best_freeze_json(again))] == [
+            item["race"] for item in raced
+        ]
     targets = {t.key for t in study.target_list()}
     assert {r.data.tags[t.TAG_TARGET] for r in children} == targets
 

@@ -41,8 +41,7 @@ from study.answer import pooled as pooling
 CLEAR_WINNER, EQUIVALENT, UNDECIDED = "clear winner", "equivalent", "undecided"
 SPENDING = ("obrien-fleming", "bonferroni")
 SHARES = {"drop": 0.25, "winner": 0.25, "equivalent": 0.75}  # of each look's level
-CAP = 1000  # seeds: beyond this, seeds_needed is None
-NO_SPREAD = 1e-9  # an SD of the differences at most this is none (accuracies in [0, 1])
+CAP, NO_SPREAD = 1000, 1e-9  # seeds_needed None beyond CAP; an SD <= NO_SPREAD is none
 PerSeed = dict[int, float]
 
 
@@ -278,7 +277,9 @@ def recommend(candidates: list[Candidate], decision: Decision) -> tuple[str | No
     (never a dropped one), the fewest trainable parameters, then less training time."""
     if decision.verdict == CLEAR_WINNER:
         return decision.best, f"clear winner: better than every other on {decision.seeds} seeds"
-    if decision.verdict == UNDECIDED:
+    if decision.verdict == UNDECIDED and decision.seeds < 2:
+        return None, f"undecided: {decision.seeds} seed, no paired test (it needs 2 or more)"
+    if decision.verdict == UNDECIDED:  # what more seeds would likely do
         more = f"about {decision.seeds_needed}" if decision.seeds_needed else f"over {CAP}"
         return None, f"undecided after {decision.seeds} seeds: {more} seeds would likely decide"
     costs = {c.name: c for c in candidates if c.name in decision.survivors}

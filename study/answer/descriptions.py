@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 from study.answer.model import Answer
+from study.answer.recommendation import budget_lines, recommendation_line
 from study.answer.report import PICTURES, best_freeze_rows
 from study.tracking import client as tracking
 
@@ -61,7 +62,7 @@ def experiment_description(config, command: str | None = None) -> str:
         [
             f"**Question:** which layers of a pretrained CNN to freeze (and which head and "
             f"learning rates) when transferring to "
-            f"{' and '.join(f'**{t.dataset}**' for t in targets)}, per number of "
+            f"{' and '.join(f'**{_dataset(t)}**' for t in targets)}, per number of "
             "training examples per class"
             + (
                 ", and how that moves with the target's similarity to the source."
@@ -79,8 +80,10 @@ def experiment_description(config, command: str | None = None) -> str:
             f"lp-ft's probe C {config.training.probe_C}; the whole config is the "
             "`config.yaml` artifact of each study run",
             f"- Budget: {search.trials_per_label} trials per (size, architecture, strategy "
-            f"label), then {candidates_text(search)} of each on every seed"
-            f"{selection_note(search)}",
+            f"label), then {candidates_text(search)} of each raced on the seeds: looks at "
+            f"{', '.join(map(str, config.answer.looks)) or 'no seed count'} before the last, "
+            f"the ones shown worse than the best dropped at each (validation accuracy; "
+            f"equivalence margin {_margins(config.answer)}, alpha {config.answer.alpha})",
             "",
             "Each study is a parent run (its description is the answer, its pictures are "
             "artifacts); each trial a child run, its training subset under Dataset.",
@@ -92,12 +95,31 @@ def experiment_description(config, command: str | None = None) -> str:
     )
 
 
+def _margins(answer) -> str:
+    buckets = answer.equivalence_margin
+    return (
+        ", ".join(
+            f"{b.margin * 100:g} points" + (f" up to {b.up_to} per class" if b.up_to else " above")
+            for b in buckets
+        )
+        if len(buckets) > 1
+        else f"{buckets[0].margin * 100:g} points"
+    )
+
+
+def _dataset(target) -> str:
+    """A target's dataset as the UI shows it: a folder by its own name, never its path."""
+    from trainables.datasets.registry import public_name  # torch: only where a study runs
+
+    return public_name(target.dataset)
+
+
 def _target_lines(target, named: bool) -> list[str]:
     """The bullet lines of one target (its name first when the study has several)."""
     sizes = ", ".join(str(size) for size in target.sizes)
     name = f" {target.key}:" if named else ""
     return [
-        f"- Target{name} {target.dataset}, image size {target.image_size}, validation "
+        f"- Target{name} {_dataset(target)}, image size {target.image_size}, validation "
         f"{target.val_per_class} and test {target.test_per_class} images per class",
         f"- Sizes (training examples per class): {sizes}",
         f"- Seeds: {target.seeds} (seed s is the same training subset for every strategy)",
@@ -138,23 +160,12 @@ def _wall_time(seconds: dict[str, float]) -> str:
     return f"{parts} (total {total / 60:.1f} min)" if parts else "not recorded"
 
 
-def _verdict(item) -> str:
-    """`clear winner`, `no clear winner; top group of 16`, or why there is no verdict."""
-    if item.clear_winner:
-        return "clear winner"
-    if item.clear_winner is False:
-        return f"no clear winner; top group of {len(item.top_group)}"
-    return "no runner-up" if item.runner_up is None else "no verdict: under 2 common seeds"
-
-
 def decision_lines(answer: Answer) -> list[str]:
-    """A line per (target, size), the decision first: `**digits, 1 per class:** cnn4
-    finetune 0.760 (no clear winner; top group of 16)`, one paragraph: each line but the
-    last ends in two spaces, Markdown's line break."""
+    """A line per (target, size), the recommendation first: `**digits, 1 per class:** use
+    cnn4 freeze-3 (test acc 0.912): equivalent within 2 points ...`, one paragraph: each
+    line but the last ends in two spaces, Markdown's line break."""
     lines = [
-        f"**{item.target}, {item.size} per class:** {item.best.name} "
-        f"{item.best.test_acc:.3f} ({_verdict(item)})"
-        for item in answer
+        f"**{item.target}, {item.size} per class:** {recommendation_line(item)}" for item in answer
     ]
     return [line + "  " for line in lines[:-1]] + lines[-1:]
 
@@ -185,6 +196,7 @@ def answer_markdown(
         "### Tuning budget",
         "",
         *[f"- {name}: {budget[name]}" for name in tracking.BUDGET_PARAMS if name in budget],
+        *[f"- confirm race, {line}" for line in budget_lines(answer)],
         "",
         "### Wall time per phase",
         "",

@@ -7,6 +7,7 @@ descriptions, the pictures, `study best-freeze` and the protocol read.
   group, the pretraining gain, the best freeze fraction, the ranking, the similarity
 - Entry: one (architecture, strategy label) of a ranking, with its comparison to the best
 - VsBest, PretrainingGain, FreezeFraction: the paired comparisons an answer carries
+- Race (study.answer.race_result): the confirm race's verdict and recommendation
 
 Every `to_dict()` keeps the keys, their order and the values of the answer's JSON as it
 was before it was typed: the files logged to study runs and the scripts reading
@@ -21,6 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from search_spaces.strategies import PhasePlan, StrategySpec, family_spec
+from study.answer.frame import AnswerViews  # to_frame(), best(), recommendation()
+from study.answer.race_result import Race
 
 Interval = tuple[float, float]
 
@@ -185,6 +188,17 @@ class SizeResult:
     best_freeze_fraction: FreezeFraction | None
     similarity: dict[str, float] | None = None
     verdict_test: str = VERDICT_TEST
+    race: Race | None = None  # None: a study from before the confirm phase raced
+
+    @property
+    def verdict(self) -> str | None:
+        """clear winner, equivalent or undecided (the race's); None without a race."""
+        return None if self.race is None else self.race.verdict
+
+    @property
+    def recommendation(self) -> str | None:
+        """The entry to use (its name), None when undecided or without a race."""
+        return None if self.race is None else self.race.recommendation
 
     @property
     def best(self) -> Entry:
@@ -213,11 +227,12 @@ class SizeResult:
             "best_freeze_fraction": _dict(self.best_freeze_fraction),
             "ranking": [entry.to_dict() for entry in self.ranking],
             "similarity": self.similarity,
+            **({} if self.race is None else {"race": self.race.to_dict()}),
         }
 
 
 @dataclass(frozen=True)
-class Answer(Sequence):
+class Answer(AnswerViews, Sequence):
     """The answer of a study: a SizeResult per (target, size), targets in name order,
     sizes in numeric order ('all' last). A sequence of them: `for item in answer`."""
 

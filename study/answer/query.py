@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from study.answer.model import Answer, Entry, FreezeFraction, PretrainingGain, SizeResult, VsBest
 from study.answer.paired import ALPHA, PairedDifference, holm, mean_interval, paired_difference
+from study.answer.race import RaceRules, races
 from study.errors import NoStudyFound
 from study.tracking import client as t
 from trainables.contract import parse_size
@@ -77,6 +78,8 @@ def study_confirm_rows(client: MlflowClient, parent_run_id: str) -> list[dict]:
                 "candidate": int(t.run_candidate(tags)),
                 "val_acc": metrics.get(t.METRIC_BEST_VAL_ACC),
                 "test_acc": metrics[t.METRIC_TEST_ACC],
+                "trainable_params": metrics.get(t.METRIC_TRAINABLE_PARAMS),
+                "train_seconds": metrics.get(t.METRIC_TRAIN_SECONDS),
             }
         )
     return rows
@@ -114,7 +117,8 @@ def rank_strategies(rows: list[dict]) -> dict[tuple[str, str], list[Entry]]:
         entry = _entry(arch, strategy, candidates, datasets[target])
         ranked[(target, size)].append(entry)
     for entries in ranked.values():
-        entries.sort(key=lambda e: (-e.test_acc, e.arch, e.strategy))
+        # A raced study's dropped labels have fewer seeds: those that ran every seed first.
+        entries.sort(key=lambda e: (-e.seeds, -e.test_acc, e.arch, e.strategy))
     return ranked
 
 
@@ -211,12 +215,14 @@ def best_freeze_fraction(entries: list[Entry]) -> FreezeFraction | None:
     return FreezeFraction(best.freeze_frac, best.name, min(fractions), max(fractions))
 
 
-def best_per_size(rows: list[dict]) -> Answer:
+def best_per_size(rows: list[dict], rules: RaceRules | None = None) -> Answer:
     """The answer: for every (target, size), the best (architecture, strategy label), the
     runner-up, the paired verdict (is the best clear of the runner-up, seed by seed?), the
-    top group (every strategy indistinguishable from the best, Holm-corrected), and the
-    ranking of every strategy confirmed."""
+    top group (every strategy indistinguishable from the best, Holm-corrected), the
+    ranking of every strategy confirmed, and with `rules` the confirm race's verdict and
+    recommendation (study.answer.race, on validation accuracy)."""
     ranked = rank_strategies(rows)
+    decided = races(rows, rules) if rules is not None else {}
     results = []
     for target, size in sorted(ranked, key=lambda key: (key[0], size_order(key[1]))):
         entries = compare_with_best(ranked[(target, size)])
@@ -229,6 +235,7 @@ def best_per_size(rows: list[dict]) -> Answer:
                 clear_winner=clear_winner(entries),
                 pretraining_gain=pretraining_gain(entries),
                 best_freeze_fraction=best_freeze_fraction(entries),
+                race=decided.get((target, size)),
             )
         )
     return Answer(tuple(results))
@@ -239,5 +246,7 @@ def study_answer(client: MlflowClient, run) -> Answer:
     each (target, size) with its target's similarity to the source (study.answer.similarity)."""
     from study.answer.similarity import attach_similarity, read_similarity
 
-    answer = best_per_size(study_confirm_rows(client, run.info.run_id))
+    rules = run.data.params.get(t.PARAM_RACE_RULES)
+    rows = study_confirm_rows(client, run.info.run_id)
+    answer = best_per_size(rows, RaceRules.from_json(rules) if rules else None)
     return attach_similarity(answer, read_similarity(run))

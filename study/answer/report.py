@@ -8,13 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from study.answer.model import Answer, Entry, PretrainingGain
+from study.answer.recommendation import verdict_cell
 from study.answer.similarity import similarity_cell
 from study.tracking import client as tracking
 
 if TYPE_CHECKING:  # a type only: MLflow itself is imported by study.tracking
     from mlflow.tracking import MlflowClient
-
-VERDICTS = {True: "clear winner", False: "no clear winner", None: "-"}
 
 
 def _name(entry: Entry | None) -> str:
@@ -65,11 +64,14 @@ def best_freeze_rows(answer: Answer) -> list[tuple[str, ...]]:
     """Per (target, size): the best strategy, the runner-up, the paired verdict, the top
     group and the target's similarity to the source; the header first. The text table and
     the Markdown answer (study.answer.descriptions) both render
-    these cells, so the terminal and the MLflow run page say the same thing."""
+    these cells, so the terminal and the MLflow run page say the same thing. A raced study
+    (study.answer.race) has the recommendation second."""
+    raced = any(item.race is not None for item in answer)
     rows = [
         (
             "target",
             "size/class",
+            *(["recommended"] if raced else []),
             "best strategy",
             "test acc [95% CI]",
             "runner-up",
@@ -88,13 +90,14 @@ def best_freeze_rows(answer: Answer) -> list[tuple[str, ...]]:
             (
                 item.target,
                 item.size,
+                *([item.recommendation or "-"] if raced else []),
                 _name(item.best),
                 _accuracy(item.best),
                 _name(runner_up),
                 _accuracy(runner_up),
                 _difference(runner_up),
                 str(item.best.seeds),
-                VERDICTS[item.clear_winner],
+                verdict_cell(item),
                 top_group_cell(item.top_group),
                 gain_cell(item.pretraining_gain),
                 similarity_cell(item.similarity),
@@ -185,3 +188,22 @@ def log_report(client: MlflowClient, parent_run_id: str, answer: Answer, rows: l
             for name, draw in pictures.items():
                 draw(answer, folder / name)
         tracking.log_folder(client, parent_run_id, folder, None)
+
+
+def log_plan_error(client: MlflowClient, parent_run_id: str, seconds: dict, log=print) -> None:
+    """The plan's error (study.answer.plan_error: planned_* params vs `seconds` per phase
+    and the trial runs), printed and logged as report/plan_error.txt."""
+    from study.answer.plan_error import plan_error_lines
+
+    params = tracking.get_run(client, parent_run_id).data.params
+    trials = {
+        phase: len(tracking.child_runs(client, parent_run_id, phase=phase))
+        for phase in ("search", "confirm")
+    }
+    lines = plan_error_lines(params, seconds, trials)
+    for line in lines:
+        log(line)
+    if lines:
+        with tempfile.TemporaryDirectory() as folder:
+            (Path(folder) / tracking.PLAN_ERROR_ARTIFACT).write_text("\n".join(lines) + "\n")
+            tracking.log_folder(client, parent_run_id, Path(folder), "report")

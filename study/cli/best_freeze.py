@@ -35,6 +35,7 @@ def cmd_best_freeze(args) -> int:
         return _refused(problem)  # before the store is read
     check_tracking_uri(existing_store(args.tracking_uri))
     from study.answer.query import latest_study_run, study_answer
+    from study.answer.recommendation import recommendation_lines
     from study.answer.report import best_freeze_table, ranking_table
     from study.tracking import (
         client as tracking,  # MLflow: after the checks, which answer in a fraction of a second
@@ -64,6 +65,7 @@ def cmd_best_freeze(args) -> int:
     else:
         study = parent.data.tags.get(tracking.TAG_STUDY, "?")
         print(f"study {study} (MLflow run {parent.info.run_id})")
+        print("\n".join(recommendation_lines(answer)))
         print(best_freeze_table(answer))
         if args.all:
             print()

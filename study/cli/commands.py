@@ -40,6 +40,7 @@ def _again(args) -> str:
 def cmd_run(args) -> int:
     config = _study_config(args)  # a bad config is told before the heavy imports below
     _check_where_it_writes(config)  # and so are the places it writes and Ray's address
+    from study.answer.recommendation import recommendation_lines
     from study.answer.report import best_freeze_table
     from study.cli.ui import browse_lines
     from study.stages.context import RunOptions
@@ -72,6 +73,9 @@ def cmd_run(args) -> int:
     except Interrupted as stop:  # the study is closed as interrupted (study.stages.protocol)
         print(f"study run: stopped by {stop}; continue it with: {_again(args)}", file=sys.stderr)
         return stop.exit_code
+    print()
+    print("What to use, per dataset size (decided on validation accuracy, README: the answer):")
+    print("\n".join(recommendation_lines(answer, config.several_targets())))
     print()
     print(
         f"Best freeze strategy per target dataset size (study {config.name}, mean test "
@@ -217,10 +221,10 @@ def build_parser() -> argparse.ArgumentParser:
     validate.set_defaults(func=cmd_validate)
 
     _add_archs_parser(commands)
-
-    from study.cli import ui
+    from study.cli import plan, ui
 
     ui.add_parser(commands, default_tracking_uri())
+    plan.add_parser(commands, _add_config_args)
     return parser
 
 

@@ -19,6 +19,7 @@ from pydantic import (
 
 from search_spaces.strategies import list_strategies
 from search_spaces.transfer import Ranges
+from study.config.answer import AnswerConfig
 from study.config.base import Strict
 from study.config.size_buckets import CandidateBucket, StepBucket, check_last_open, for_size
 from study.config.target import TargetConfig, name_clash
@@ -244,6 +245,7 @@ class StudyConfig(Strict):
     search: SearchConfig = SearchConfig()
     resources: ResourcesConfig = ResourcesConfig()
     fault_tolerance: FaultToleranceConfig = FaultToleranceConfig()
+    answer: AnswerConfig = AnswerConfig()
     stores: StoresConfig = StoresConfig()
 
     @field_validator("name")

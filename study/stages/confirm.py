@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from search_spaces.strategies import strategy_label
+from search_spaces.strategies import get_strategy, strategy_label
 from search_spaces.transfer import Label
 from study.answer.descriptions import candidates_text, selection_note
+from study.answer.query import study_confirm_rows
+from study.answer.race import RaceRules, RaceState, replay
 from study.stages.context import RunContext
 from study.tracking import client as tracking
 from study.tuning.progress import PhaseProgress
@@ -104,32 +106,115 @@ def unconfirmed(client, parent: str, configs: list[dict]) -> list[dict]:
     return [c for c in configs if confirm_key(c) not in handled]
 
 
-def run_confirm(ctx: RunContext, results: list) -> None:
-    """Run the confirm phase (on the search phase's `results`) until every configuration
-    has a finished run.
+def contender_of(config: dict) -> str:
+    """The race's name of a confirm configuration (study.answer.race.contender)."""
+    label = strategy_label(config[Key.STRATEGY], config[Key.FREEZE])
+    return f"{config[Key.ARCH]} {label} #{config[Key.CANDIDATE]}"
 
-    A restored confirm experiment only knows the trials of Ray's last snapshot: trials the
-    killed driver had queued after it are lost with it. MLflow says which configurations
-    finished, so the rest run again in a fresh experiment (`-confirm-1`, ...), which a
-    later resume restores in turn.
+
+def race_key(config: dict) -> tuple[str, str]:
+    return (str(config.get(Key.TARGET, "")), str(config[Key.SIZE]))
+
+
+def is_reference(config: dict) -> bool:
+    """The search's best from-scratch configuration of each architecture runs every round
+    of its race, dropped or not: what pretraining is worth (study.answer.query's
+    pretraining_gain) is paired over the seeds the best pretrained one has."""
+    return get_strategy(config[Key.STRATEGY]).from_scratch and int(config[Key.CANDIDATE]) == 1
+
+
+def round_configs(every: list[dict], states: dict, rules: RaceRules, look: int) -> list[dict]:
+    """The configurations of round `look` (0-based): the seeds of that look of every
+    contender still in a race that is not decided and has such a look."""
+    chosen = []
+    for config in every:
+        key, seed = race_key(config), int(config[Key.SEED])
+        seeds, state = rules.looks.get(key[0], ()), states[key]
+        racing = contender_of(config) in state.alive or is_reference(config)
+        if state.decided or look >= len(seeds) or not racing:
+            continue
+        if (seeds[look - 1] if look else 0) <= seed < seeds[look]:
+            chosen.append(config)
+    return chosen
+
+
+def run_confirm(ctx: RunContext, results: list) -> None:
+    """Race the search phase's best configurations (`results`) on the seeds (module doc):
+    a round per look, each a Ray experiment `-confirm-r<look>` run until every
+    configuration has a finished run; after each, the races are replayed from MLflow
+    (study.answer.race), so a resumed study takes the decisions the killed one took.
     """
     config, log = ctx.config, ctx.log
-    to_confirm = confirm_configs(results, target_seeds(config), config.search.candidates_for)
-    seeds = "/".join(sorted({str(target.seeds) for target in config.target_list()}))
+    rules = RaceRules.of(config)
+    every = confirm_configs(results, target_seeds(config), config.search.candidates_for)
+    states = {race_key(c): RaceState(alive=set()) for c in every}
+    for c in every:
+        states[race_key(c)].alive.add(contender_of(c))
     log(
-        f"confirm phase: {len(to_confirm)} trials ({seeds} seeds x "
-        f"{candidates_text(config.search)}, per (size, architecture, strategy label)"
-        + (" of each target)" if config.several_targets() else ")")
+        f"confirm phase: {len(states)} races of {len(set(map(contender_of, every)))} "
+        f"contenders ({candidates_text(config.search)} per (size, architecture, strategy "
+        f"label)), looks at {looks_text(rules)} seeds; at most {len(every)} trials"
         + selection_note(config.search)
     )
-    pending, attempt = to_confirm, 0
+    for look in range(max(len(seeds) for seeds in rules.looks.values())):
+        pending = round_configs(every, states, rules, look)
+        if not pending:
+            break
+        log(f"confirm round {look + 1}: {len(pending)} trials")
+        _run_round(ctx, f"{ctx.key}-confirm-r{look + 1}", pending)
+        rows = study_confirm_rows(ctx.client, ctx.parent)
+        for key in states:
+            if not states[key].decided:
+                mine = [r for r in rows if (r["target"], r["size"]) == key]
+                states[key] = replay(mine, *key, rules, look + 1)
+        _after_round(ctx, states, look)
+
+
+def looks_text(rules: RaceRules) -> str:
+    return " / ".join(sorted({"-".join(map(str, seeds)) for seeds in rules.looks.values()}))
+
+
+def _run_round(ctx: RunContext, name: str, configs: list[dict]) -> None:
+    """Run `configs` until each has a finished run: a restored experiment only knows the
+    trials of Ray's last snapshot, so the ones a killed driver had queued run again in a
+    fresh experiment (`<name>-1`, ...), which a later resume restores in turn."""
+    pending, attempt = configs, 0
     while pending and attempt <= MAX_CONFIRM_TOPUPS:
-        name = f"{ctx.key}-confirm" + (f"-{attempt}" if attempt else "")
         if attempt:
-            log(f"confirm phase: {len(pending)} configurations have no finished run; running them")
+            ctx.log(
+                f"confirm phase: {len(pending)} configurations have no finished run; running them"
+            )
         callbacks = [ctx.logger, PhaseProgress("confirm", len(pending), ctx.verbose)]
         tuner = confirm_tuner(
-            config, name, ctx.targets, ctx.sources, pending, callbacks, ctx.verbose
+            ctx.config,
+            name + (f"-{attempt}" if attempt else ""),
+            ctx.targets,
+            ctx.sources,
+            pending,
+            callbacks,
+            ctx.verbose,
         )
         tuner.fit()
-        pending, attempt = unconfirmed(ctx.client, ctx.parent, to_confirm), attempt + 1
+        pending, attempt = unconfirmed(ctx.client, ctx.parent, configs), attempt + 1
+
+
+def _after_round(ctx: RunContext, states: dict, look: int) -> None:
+    """Say what the round decided, and tag the runs of the contenders it dropped."""
+    dropped: dict[tuple, tuple[int, str]] = {}
+    for (target, size), state in sorted(states.items()):
+        this = [r for r in state.rounds if r.look == look + 1]
+        if not this or state.race is None:
+            continue
+        for name, reason in this[0].dropped:
+            dropped[(target, size, name)] = (look + 1, reason)
+        where = f"{target} " if ctx.config.several_targets() else ""
+        ctx.log(
+            f"  {where}{size} per class: {len(this[0].dropped)} out, {len(state.alive)} in; "
+            + (
+                f"{state.race.verdict}: {state.race.recommendation}"
+                if state.decided
+                else "racing on"
+            )
+        )
+    if dropped:
+        tracking.tag_dropped(ctx.client, ctx.parent, dropped)

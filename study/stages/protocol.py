@@ -16,6 +16,7 @@ from study.answer import report
 from study.answer.descriptions import candidates_text, experiment_description, study_markdown
 from study.answer.model import Answer
 from study.answer.query import study_answer, study_confirm_rows
+from study.answer.race import RaceRules
 from study.config.schema import StudyConfig
 from study.stages.confirm import confirm_budget, run_confirm
 from study.stages.context import (
@@ -28,6 +29,7 @@ from study.stages.context import (
 )
 from study.stages.lease import lease, refuse_if_running
 from study.stages.load import load_checked_targets
+from study.stages.plan import planned_params
 from study.stages.pretrain import pretrain_sources
 from study.stages.resume import check_resume, study_to_resume
 from study.stages.search import run_search, search_budget
@@ -48,6 +50,7 @@ def budget_params(config: StudyConfig, labels: list[Label]) -> dict:
         f"confirmed: {candidates_text(config.search)}",
         tracking.PARAM_SEARCH_TRIALS: search_budget(config, labels),
         tracking.PARAM_CONFIRM_TRIALS: confirm_budget(config, labels),
+        tracking.PARAM_RACE_RULES: RaceRules.of(config).to_json(),
     }
 
 
@@ -76,6 +79,7 @@ def open_study_run(
         log(f"study {config.name}: no earlier study to resume; starting a new one")
     dumped = config.model_dump(mode="json")
     params = {tracking.PARAM_CONFIG: json.dumps(dumped), **budget_params(config, labels)}
+    params |= planned_params(config, log)  # `study plan`'s numbers (study.stages.plan)
     parent = tracking.start_study_run(client, experiment_id, config.name, params, config=dumped)
     log(f"study {config.name}: MLflow run {parent} in {where}")
     return experiment_id, parent, False
@@ -191,6 +195,7 @@ def describe_answer(ctx: RunContext, clock: PhaseClock, answer: Answer, slots: i
     seconds = {tracking.phase_seconds_metric(k): v for k, v in clock.seconds.items()}
     metrics = {**seconds, tracking.METRIC_TRAINING_SHARE: share}
     tracking.log_study_values(client, parent, metrics=metrics)
+    report.log_plan_error(client, parent, clock.seconds, log)  # planned vs taken
     tracking.describe_run(client, parent, study_markdown(tracking.get_run(client, parent), answer))
 
 

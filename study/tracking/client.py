@@ -153,6 +153,19 @@ def close_interrupted_runs(client: MlflowClient, parent_run_id: str) -> int:
     return len(runs)
 
 
+@store_write
+def tag_dropped(client: MlflowClient, parent_run_id: str, dropped: dict[tuple, tuple]) -> None:
+    """Tag the confirm runs of the contenders a race dropped: `dropped` maps (target, size,
+    contender `arch label #candidate`) to (look, reason)."""
+    for run in child_runs(client, parent_run_id, phase="confirm"):
+        tags = run.data.tags
+        name = f"{tags.get(TAG_ARCH)} {tags.get(TAG_STRATEGY_LABEL)} #{run_candidate(tags)}"
+        found = dropped.get((tags.get(TAG_TARGET), tags.get(TAG_SIZE), name))
+        if found is not None and TAG_DROPPED_AT_LOOK not in tags:
+            client.set_tag(run.info.run_id, TAG_DROPPED_AT_LOOK, str(found[0]))
+            client.set_tag(run.info.run_id, TAG_DROP_REASON, found[1])
+
+
 def experiment_ids(client: MlflowClient, name: str | None = None) -> list[str]:
     """The id of experiment `name` ([] when there is none), or of every experiment."""
     if name is None:

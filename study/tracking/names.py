@@ -76,9 +76,16 @@ TRIAL_PARAMS = (
 PARAM_CONFIG = "config"
 PARAM_TUNING_BUDGET = "tuning_budget"
 PARAM_SEARCH_TRIALS = "search_trials"
-PARAM_CONFIRM_TRIALS = "confirm_trials"
+PARAM_CONFIRM_TRIALS = "confirm_trials"  # the most the confirm race may run
+PARAM_RACE_RULES = "race_rules"  # how the confirm race looks and decides (answer.race)
+TAG_DROPPED_AT_LOOK = "dropped_at_look"  # on a confirm run whose contender the race dropped
+TAG_DROP_REASON = "drop_reason"
 BUDGET_PARAMS = (PARAM_TUNING_BUDGET, PARAM_SEARCH_TRIALS, PARAM_CONFIRM_TRIALS)
 PARAM_SIMILARITY_METHOD = "similarity_method"
+# The study run's plan (study.stages.plan, what `study plan` prints): planned_<what>; its
+# error at the end (study.answer.plan_error) is the report's plan_error.txt.
+PLANNED_PREFIX = "planned_"
+PLAN_ERROR_ARTIFACT = "plan_error.txt"
 # Metrics: these names of the trials' reports (the completed flag is a tag, trial_state)
 METRIC_VAL_ACC = Report.VAL_ACC
 METRIC_BEST_VAL_ACC = Report.BEST_VAL_ACC  # of the epochs so far; the weights tested
@@ -98,6 +105,10 @@ CONFIG_ARTIFACT = "config.yaml"  # the study config, on the parent run (what --r
 # On the study run: each target's similarity to the source (study.answer.similarity), per
 # architecture whose pretrained features measured it, and the EMD behind it.
 SIMILARITY_PREFIX, EMD_PREFIX = "similarity", "similarity_emd"
+
+
+def planned_param(what: str) -> str:
+    return f"{PLANNED_PREFIX}{what}"
 
 
 def phase_seconds_metric(phase: str) -> str:

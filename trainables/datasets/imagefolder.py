@@ -12,6 +12,9 @@ Subfolders that are not classes are skipped and said so in one line of the study
 output: hidden ones (`.git`), and ones that hold files but no image (`notes/`). An empty
 subfolder is an error: a class whose images are missing. Every error is one line, file
 and folder names shown escaped (base.shown) whatever they hold.
+
+The loaded target is named after the folder (`imagefolder:<folder name>`,
+registry.public_name): its path is read here and shown in error lines, never logged.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import numpy as np
 
 from trainables.datasets.base import DataError, Preprocessing, Split, TargetData, cut_middle, shown
 from trainables.datasets.images import Encoding, as_viewed, resize_and_crop
-from trainables.datasets.registry import Request, register
+from trainables.datasets.registry import PATH_ARGUMENT, Request, register
 from trainables.datasets.splits import assemble, carve, check_held_out, split_pool
 
 # torchvision's ImageFolder extensions; other files in a class folder are ignored.
@@ -205,7 +208,7 @@ def _report_beside_splits(folder: Path, log: Callable[[str], None]) -> None:
     report_skipped(folder, [f"{shown(p.name)} ({why[_hidden(p)]})" for p in others], log)
 
 
-@register("imagefolder", argument="<path>")
+@register("imagefolder", argument=PATH_ARGUMENT)
 def load(request: Request) -> TargetData:
     folder = Path(request.arg).expanduser()
     if not folder.exists():

@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from trainables.datasets.base import Preprocessing, TargetData
@@ -42,7 +42,8 @@ class Request:
 
     @property
     def name(self) -> str:
-        """The target's name as the study spells it (`digits`, `imagefolder:<path>`)."""
+        """The target's name as the study spells it (`digits`, `imagefolder:<path>`): for
+        the loader's own error lines; the loaded target is named `public_name(name)`."""
         return f"{self.kind}:{self.arg}" if self.arg else self.kind
 
 
@@ -62,6 +63,7 @@ class DatasetSpec:
 
 
 _REGISTRY: dict[str, DatasetSpec] = {}
+PATH_ARGUMENT = "<path>"  # a dataset read from a folder of this machine (`imagefolder:<path>`)
 
 
 def register(
@@ -123,4 +125,28 @@ def load_target(
     request = Request(
         kind, arg, val_per_class, test_per_class, prep or Preprocessing(), root, download, log
     )
-    return _REGISTRY[kind].load(request)
+    # Named as the study shows it (tags, dataset inputs, the answer): a folder by its own
+    # name; its path is only the request's, to read it.
+    return replace(_REGISTRY[kind].load(request), name=public_name(name))
+
+
+def folder_name(path: str) -> str:
+    """The name of the folder `path` names, as the loader reads it (`~` expanded; `.` or
+    `..` resolved to the folder they stand for)."""
+    folder = Path(path).expanduser()
+    return folder.name if folder.name not in ("", "..") else folder.resolve().name
+
+
+def public_name(name: str) -> str:
+    """A target dataset as the study shows it (the trials' `dataset` tag, their dataset
+    inputs, the answer, the experiment's description): as spelled, but a folder's
+    (`imagefolder:/data/x/pets/` -> `imagefolder:pets`) by its own name, so that no path
+    of the machine goes into the MLflow UI. Only a name: what is cached or compared
+    (features, digests) is keyed by the data itself, so two folders of one name never
+    share an entry."""
+    kind, _, arg = name.partition(":")
+    discover()
+    spec = _REGISTRY.get(kind)
+    if not arg or spec is None or spec.argument != PATH_ARGUMENT:
+        return name
+    return f"{kind}:{folder_name(arg) or arg}"

@@ -1,0 +1,149 @@
+"""The confirm race of each (target, size), replayed from its finished confirm runs.
+
+One owner for both sides: the confirm phase (study.stages.confirm) asks after each round
+which contenders are still in and which (target, size)s are decided; the answer
+(study.answer.query) asks the same of a finished study, so the verdict a user reads is the
+one the race acted on. A contender is one (architecture, strategy label, candidate); the race
+runs on validation accuracy (`val_acc`, the best over a trial's reports): test accuracy is
+only ever read, never used to drop, decide or recommend.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from study.answer.decision import UNDECIDED, Candidate, Looks, decide, recommend
+from study.answer.race_result import Race, Round
+from trainables.contract import config_size
+
+METRIC = "val_acc"  # of the confirm rows (study.answer.query.study_confirm_rows)
+
+
+def contender(row: dict) -> str:
+    """`lenet5 freeze-2 #1`: the entry's name and its candidate configuration."""
+    return f"{row['arch']} {row['strategy']} #{row.get('candidate', 1)}"
+
+
+def entry_name(name: str) -> str:
+    return name.rsplit(" #", 1)[0]
+
+
+@dataclass(frozen=True)
+class RaceRules:
+    """How every race of a study looks and decides; logged on the study run (to_json) so the
+    answer replays the race as it ran. looks: {target: cumulative seeds per look};
+    margins: {target: {size: equivalence margin}}."""
+
+    looks: dict[str, tuple[int, ...]]
+    margins: dict[str, dict[str, float]]
+    alpha: float = 0.05
+    spending: str = "bonferroni"
+    pooled: bool = True
+
+    @classmethod
+    def of(cls, config) -> RaceRules:
+        """From a StudyConfig (study.config.schema)."""
+        answer = config.answer
+        looks = {t.key: answer.looks_for(t.seeds) for t in config.target_list()}
+        margins = defaultdict(dict)
+        for target, size in config.target_sizes():
+            margins[target.key][str(config_size(size))] = answer.margin_for(size)
+        return cls(looks, dict(margins), answer.alpha, answer.spending, answer.pooled)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"looks": {t: list(v) for t, v in self.looks.items()}, "margins": self.margins}
+            | {"alpha": self.alpha, "spending": self.spending, "pooled": self.pooled}
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> RaceRules:
+        data = json.loads(text)
+        looks = {t: tuple(v) for t, v in data.pop("looks").items()}
+        return cls(looks, **data)
+
+    def planned(self, target: str) -> Looks:
+        seeds = self.looks[target]  # one seed: no paired test (decide says undecided)
+        return Looks(seeds if seeds[0] >= 2 else (2,), self.alpha, self.spending, self.pooled)
+
+
+@dataclass
+class RaceState:
+    """A race after the looks it has had: the contenders still in, the decision, rounds."""
+
+    alive: set[str]
+    race: Race | None = None
+    looks_done: int = 0
+    decided: bool = False
+    rounds: list[Round] = field(default_factory=list)
+
+
+def replay(rows: list[dict], target: str, size: str, rules: RaceRules, upto: int) -> RaceState:
+    """The race of (target, size) over its first `upto` looks, from its confirm `rows` (of
+    this (target, size)); it stops before a look none of the contenders still in has a run
+    of (one that has not run). Each look sees the seeds below its count only."""
+    per_seed: dict[str, dict[int, float]] = defaultdict(dict)
+    costs: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for row in rows:
+        if row.get(METRIC) is not None:
+            per_seed[contender(row)][int(row["seed"])] = row[METRIC]
+            costs[contender(row)].append(
+                (row.get("trainable_params") or 0, row.get("train_seconds"))
+            )
+    looks, margin = rules.planned(target), rules.margins[target][size]
+    state, done = RaceState(alive=set(per_seed)), 0
+    for look, cumulative in enumerate(rules.looks[target][:upto]):
+        if not any(done <= s < cumulative for c in state.alive for s in per_seed[c]):
+            break
+        view = {
+            c: {s: v for s, v in accs.items() if s < cumulative} for c, accs in per_seed.items()
+        }
+        decision = decide(view, state.alive, look, looks, margin)
+        dropped = tuple((d.name, d.reason) for d in decision.drops)
+        trials = sum(done <= s < cumulative for accs in per_seed.values() for s in accs)
+        state.rounds.append(Round(look + 1, cumulative, trials, dropped))
+        state.alive, state.looks_done, done = set(decision.survivors), look + 1, cumulative
+        state.decided = decision.verdict != UNDECIDED
+        state.race = _race(decision, state.rounds, rules.alpha, _candidates(costs))
+        if state.decided:
+            break
+    return state
+
+
+def _candidates(costs: dict[str, list[tuple[float, float | None]]]) -> list[Candidate]:
+    out = []
+    for name, runs in costs.items():
+        seconds = [s for _, s in runs if s is not None]
+        mean_seconds = sum(seconds) / len(seconds) if seconds else 0.0
+        out.append(Candidate(name, int(max(p for p, _ in runs)), mean_seconds))
+    return out
+
+
+def _race(decision, rounds: list[Round], alpha: float, candidates: list[Candidate]) -> Race:
+    pick, reason = recommend(candidates, decision)
+    return Race(
+        verdict=decision.verdict,
+        metric=METRIC,
+        margin=decision.margin,
+        alpha=alpha,
+        best=entry_name(decision.best),
+        survivors=tuple(decision.survivors),
+        recommendation=None if pick is None else entry_name(pick),
+        reason=reason,
+        seeds_needed=decision.seeds_needed,
+        rounds=tuple(rounds),
+    )
+
+
+def races(rows: list[dict], rules: RaceRules) -> dict[tuple[str, str], Race | None]:
+    """The finished race of every (target, size) of a study's confirm rows."""
+    grouped: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for row in rows:
+        grouped[(row["target"], row["size"])].append(row)
+    return {
+        key: replay(group, *key, rules, len(rules.looks[key[0]])).race
+        for key, group in grouped.items()
+        if key[0] in rules.looks
+    }

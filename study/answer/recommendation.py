@@ -1,0 +1,79 @@
+"""What a user reads first of each (target, size): the verdict and the recommendation, in
+words; the terminal (study run, study best-freeze), the text and Markdown tables and the
+study run's description all say them with these functions."""
+
+from __future__ import annotations
+
+from study.answer.model import Answer, SizeResult
+
+
+def verdict_text(item: SizeResult) -> str:
+    """`clear winner`, `equivalent within 2 points (4 labels)`, `undecided (about 12 seeds)`;
+    studies from before the race: the paired verdict of the best against the runner-up."""
+    race = item.race
+    if race is None:
+        if item.clear_winner is None:
+            return "no runner-up" if item.runner_up is None else "no verdict: under 2 seeds"
+        top = f"no clear winner; top group of {len(item.top_group)}"
+        return "clear winner" if item.clear_winner else top
+    if race.verdict == "equivalent":
+        labels = len({name.rsplit(" #", 1)[0] for name in race.survivors})
+        return f"equivalent within {race.margin * 100:g} points ({labels} labels)"
+    if race.verdict == "undecided":
+        more = f"about {race.seeds_needed} seeds" if race.seeds_needed else "many more seeds"
+        return f"undecided ({more} would likely decide)"
+    return race.verdict
+
+
+def verdict_cell(item: SizeResult) -> str:
+    """The best-freeze table's verdict: the race's; before the race, as the table had it."""
+    if item.race is None:
+        return {True: "clear winner", False: "no clear winner", None: "-"}[item.clear_winner]
+    return verdict_text(item)
+
+
+def _entry(item: SizeResult, name: str | None):
+    return next((entry for entry in item.ranking if entry.name == name), None)
+
+
+def recommendation_line(item: SizeResult) -> str:
+    """`use cnn4 freeze-3 (test acc 0.912): equivalent within 1 points (3 labels); freezes
+    the most: ...`; without a decision, the best by test accuracy and why none is made."""
+    race, best = item.race, item.best
+    if race is None:  # a study from before the race: its best and the paired verdict
+        return f"{best.name} {best.test_acc:.3f} ({verdict_text(item)})"
+    if race.recommendation is None:  # the leader on validation accuracy, not a pick
+        leader = _entry(item, race.best)
+        accuracy = f" (test acc {leader.test_acc:.3f})" if leader is not None else ""
+        return (
+            f"no recommendation yet: {race.reason}; leading on validation: {race.best}"
+            f"{accuracy}, {len(race.survivors)} contenders still in"
+        )
+    entry = _entry(item, race.recommendation)
+    accuracy = f" (test acc {entry.test_acc:.3f})" if entry is not None else ""
+    if race.verdict == "clear winner":  # the reason says so
+        return f"use {race.recommendation}{accuracy}: {race.reason}"
+    return f"use {race.recommendation}{accuracy}: {verdict_text(item)}; {race.reason}"
+
+
+def recommendation_lines(answer: Answer, several_targets: bool | None = None) -> list[str]:
+    """`digits, 1 per class: use ...`, a line per (target, size)."""
+    named = len(answer.targets()) > 1 if several_targets is None else several_targets
+    return [
+        f"{f'{item.target}, ' if named else ''}{item.size} per class: {recommendation_line(item)}"
+        for item in answer
+    ]
+
+
+def budget_lines(answer: Answer) -> list[str]:
+    """Per (target, size) the confirm race's rounds: seeds, trials, who went out."""
+    lines = []
+    for item in answer:
+        if item.race is None:
+            continue
+        rounds = "; ".join(
+            f"look {r.look} at {r.seeds} seeds: {r.trials} trials, {len(r.dropped)} out"
+            for r in item.race.rounds
+        )
+        lines.append(f"{item.target}, {item.size} per class: {item.race.trials} trials ({rounds})")
+    return lines

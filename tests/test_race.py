@@ -1,0 +1,182 @@
+"""The confirm race replayed from confirm rows (study.answer.race): the verdicts and the
+recommendation a user reads, the rounds, the rules logged with a study, and what the
+answer's tables and lines say of them. No training: the rows are made here."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from study.answer.decision import CLEAR_WINNER, EQUIVALENT, UNDECIDED
+from study.answer.query import best_per_size
+from study.answer.race import RaceRules, contender, replay
+from study.answer.recommendation import recommendation_lines, verdict_text
+from study.answer.report import best_freeze_table
+from study.config.files import load_preset
+
+RULES = RaceRules(looks={"digits": (2, 3, 5, 8)}, margins={"digits": {"1": 0.02}})
+PARAMS = {"finetune": 60_000, "freeze-2": 20_000, "freeze-4": 900, "linear-probe": 850}
+
+
+def rows_of(means: dict[str, float], seeds: int, sd: float, seed: int = 0) -> list[dict]:
+    """Confirm rows of lenet5 labels with these mean validation accuracies: a shared subset
+    effect per seed, own noise of SD `sd` (test accuracy the same, 1 point lower)."""
+    rng = np.random.default_rng(seed)
+    shared = rng.normal(0, 0.05, seeds)
+    rows = []
+    for label, mean in means.items():
+        own = rng.normal(0, sd, seeds)
+        for s in range(seeds):
+            val = float(mean + shared[s] + own[s])
+            rows.append(
+                {
+                    "target": "digits",
+                    "dataset": "digits",
+                    "size": "1",
+                    "seed": s,
+                    "arch": "lenet5",
+                    "strategy": label,
+                    "family": "freeze-b" if label.startswith("freeze") else label,
+                    "freeze": 0,
+                    "freeze_frac": 0.0,
+                    "candidate": 1,
+                    "val_acc": val,
+                    "test_acc": val - 0.01,
+                    "trainable_params": PARAMS.get(label, 10_000),
+                    "train_seconds": 1.0,
+                }
+            )
+    return rows
+
+
+def test_two_identical_labels_come_out_equivalent_and_the_deeper_freeze_is_recommended():
+    rows = rows_of({"finetune": 0.8, "freeze-4": 0.8}, seeds=8, sd=0.002)
+    for row in rows:  # the same accuracies: only the cost tells them apart
+        if row["strategy"] == "freeze-4":
+            row["val_acc"] = next(
+                r["val_acc"]
+                for r in rows
+                if r["strategy"] == "finetune" and r["seed"] == row["seed"]
+            ) - 0.001 * (row["seed"] % 2)
+    state = replay(rows, "digits", "1", RULES, 4)
+    assert state.decided and state.race.verdict == EQUIVALENT
+    assert state.race.recommendation == "lenet5 freeze-4"
+    assert "freezes the most: 900 trainable parameters" in state.race.reason
+
+
+def test_labels_five_points_apart_are_never_equivalent_and_the_worse_one_drops():
+    for seed in range(5):
+        rows = rows_of({"finetune": 0.80, "freeze-4": 0.75}, seeds=8, sd=0.02, seed=seed)
+        race = replay(rows, "digits", "1", RULES, 4).race
+        assert race.verdict != EQUIVALENT
+        assert race.recommendation in (None, "lenet5 finetune")
+
+
+def test_a_dropped_label_is_never_recommended_and_its_drop_says_why():
+    means = {"finetune": 0.80, "freeze-2": 0.80, "freeze-4": 0.60, "linear-probe": 0.55}
+    state = replay(rows_of(means, seeds=8, sd=0.004), "digits", "1", RULES, 4)
+    dropped = {name: reason for r in state.race.rounds for name, reason in r.dropped}
+    assert {"lenet5 freeze-4 #1", "lenet5 linear-probe #1"} <= set(dropped)
+    assert "shown worse than" in dropped["lenet5 linear-probe #1"]
+    assert state.race.recommendation in ("lenet5 finetune", "lenet5 freeze-2")
+    assert state.race.recommendation == "lenet5 freeze-2"  # fewer parameters, equivalent
+
+
+def test_the_rounds_count_the_trials_of_the_contenders_still_in():
+    means = {"finetune": 0.80, "freeze-2": 0.79, "linear-probe": 0.40}
+    rows = rows_of(means, seeds=8, sd=0.01)
+    dropped_at_once = [r for r in rows if r["strategy"] != "linear-probe" or r["seed"] < 2]
+    state = replay(dropped_at_once, "digits", "1", RULES, 4)
+    first = state.race.rounds[0]
+    assert (first.look, first.seeds, first.trials) == (1, 2, 6)
+    assert first.dropped and first.dropped[0][0] == "lenet5 linear-probe #1"
+    assert state.race.trials == len(
+        [r for r in dropped_at_once if r["seed"] < state.race.rounds[-1].seeds]
+    )
+    assert state.race.trials < 3 * 8  # the fixed design: every label on every seed
+
+
+def test_a_look_that_has_not_run_is_not_taken():
+    means = {"finetune": 0.80, "freeze-2": 0.80}
+    rows = [r for r in rows_of(means, seeds=8, sd=0.03) if r["seed"] < 3]  # looks 1 and 2 ran
+    state = replay(rows, "digits", "1", RULES, 4)
+    assert state.looks_done == 2 and state.race.verdict == UNDECIDED
+    assert [r.seeds for r in state.race.rounds] == [2, 3]
+
+
+def test_the_rules_round_trip_through_the_study_runs_param_and_follow_the_config():
+    rules = RaceRules.of(load_preset("default"))
+    assert RaceRules.from_json(rules.to_json()) == rules
+    assert rules.looks == {"digits": (2, 3, 5)} or rules.looks["digits"][-1] == 5
+    assert rules.margins["digits"]["1"] == 0.02 and rules.margins["digits"]["all"] == 0.01
+    assert len(rules.to_json()) < 6000  # an MLflow param
+    assert json.loads(rules.to_json())["alpha"] == 0.05
+
+
+def test_the_answer_leads_with_the_recommendation_and_its_reason():
+    means = {"finetune": 0.80, "freeze-2": 0.80, "linear-probe": 0.50}
+    rows = rows_of(means, seeds=8, sd=0.002)
+    answer = best_per_size(rows, RULES)
+    item = answer[0]
+    assert item.verdict in (EQUIVALENT, CLEAR_WINNER) and item.recommendation
+    line = recommendation_lines(answer)[0]
+    assert line.startswith(f"1 per class: use {item.recommendation} (test acc ")
+    assert item.race.reason in line
+    table = best_freeze_table(answer)
+    assert "recommended" in table.splitlines()[0] and verdict_text(item) in table
+    assert answer.to_dicts()[0]["race"]["recommendation"] == item.recommendation
+
+
+@pytest.mark.parametrize("field", ["contender"])
+def test_a_contender_is_named_after_its_entry_and_candidate(field):
+    row = {"arch": "cnn4", "strategy": "freeze-3", "candidate": 2}
+    assert contender(row) == "cnn4 freeze-3 #2"
+
+
+@pytest.mark.parametrize(
+    "answer, says",
+    [
+        ({"looks": [3, 2]}, "strictly increasing"),
+        ({"looks": [1]}, "each at least 2"),
+        ({"equivalence_margin": [{"up_to": 2, "margin": 0.02}]}, "up_to: null"),
+        ({"equivalence_margin": [{"margin": 1.5}]}, "margin"),
+        ({"spending": "pocock"}, "bonferroni"),
+    ],
+)
+def test_a_bad_answer_section_is_refused_in_one_line(answer, says):
+    from study.config.files import parse_config
+    from study.errors import ConfigError
+
+    with pytest.raises(ConfigError) as refused:
+        parse_config({"answer": answer}, "test")
+    assert says in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_each_round_runs_the_next_looks_seeds_of_the_contenders_still_in_and_the_reference():
+    from study.answer.race import RaceState
+    from study.stages.confirm import contender_of, round_configs
+    from trainables.contract import Key
+
+    def config(strategy, seed, candidate=1):
+        return {
+            Key.TARGET: "digits",
+            Key.SIZE: 1,
+            Key.ARCH: "lenet5",
+            Key.STRATEGY: strategy,
+            Key.FREEZE: 0,
+            Key.CANDIDATE: candidate,
+            Key.SEED: seed,
+        }
+
+    every = [config(s, seed) for s in ("finetune", "linear-probe", "scratch") for seed in range(8)]
+    states = {("digits", "1"): RaceState(alive={contender_of(c) for c in every})}
+    first = round_configs(every, states, RULES, 0)
+    assert sorted({c[Key.SEED] for c in first}) == [0, 1] and len(first) == 6
+    states[("digits", "1")].alive = {"lenet5 finetune #1"}  # the others dropped at look 1
+    second = round_configs(every, states, RULES, 1)
+    # scratch is the reference of what pretraining is worth: it runs on, dropped or not
+    assert {(c[Key.STRATEGY], c[Key.SEED]) for c in second} == {("finetune", 2), ("scratch", 2)}
+    states[("digits", "1")].decided = True
+    assert round_configs(every, states, RULES, 2) == []
