@@ -5,6 +5,7 @@ study run's description all say them with these functions."""
 from __future__ import annotations
 
 from study.answer.model import Answer, SizeResult
+from study.answer.race import entry_name
 
 
 def verdict_text(item: SizeResult) -> str:
@@ -17,7 +18,7 @@ def verdict_text(item: SizeResult) -> str:
         top = f"no clear winner; top group of {len(item.top_group)}"
         return "clear winner" if item.clear_winner else top
     if race.verdict == "equivalent":
-        labels = len({name.rsplit(" #", 1)[0] for name in race.survivors})
+        labels = len({entry_name(name) for name in race.survivors})
         return f"equivalent within {race.margin * 100:g} points ({labels} labels)"
     if race.verdict == "undecided":
         more = f"about {race.seeds_needed} seeds" if race.seeds_needed else "many more seeds"

@@ -10,6 +10,7 @@ to choose.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable
 
 from search_spaces.strategies import get_strategy, strategy_label
@@ -162,11 +163,12 @@ def run_confirm(ctx: RunContext, results: list) -> None:
             break
         log(f"confirm round {look + 1}: {len(pending)} trials")
         _run_round(ctx, f"{ctx.key}-confirm-r{look + 1}", pending)
-        rows = study_confirm_rows(ctx.client, ctx.parent)
+        by_race = defaultdict(list)  # one read of the store per round, grouped once
+        for row in study_confirm_rows(ctx.client, ctx.parent):
+            by_race[(row["target"], row["size"])].append(row)
         for key in states:
             if not states[key].decided:
-                mine = [r for r in rows if (r["target"], r["size"]) == key]
-                states[key] = replay(mine, *key, rules, look + 1)
+                states[key] = replay(by_race[key], *key, rules, look + 1)
         _after_round(ctx, states, look)
 
 
