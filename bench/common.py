@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import torch
 
-from trainables.loops import make_optimizer, train_steps
+from trainables.loops import make_optimizer, seeded_generator, train_steps
 
 
 def seconds_of(fn: Callable[[], object], repeats: int) -> list[float]:
@@ -37,11 +37,28 @@ def ratio_line(name: str, value: float, goal: float, unit: str = "", at_most: bo
     return f"ratio {name}: {value:.3f}{unit} (goal {sign} {goal:g}{unit}: {verdict})"
 
 
-def bare_steps(model: torch.nn.Module, x, y, steps: int, batch_size: int, lr: float = 1e-3):
-    """`steps` training steps of `model` with the trial's loop and optimizer (Adam, as the
-    default study trains), no Ray, no reports, no checkpoints."""
-    optimizer, scheduler = make_optimizer(
-        [{"params": [p for p in model.parameters() if p.requires_grad], "lr": lr}], steps, "adam"
-    )
-    generator = torch.Generator().manual_seed(0)
-    return train_steps(model, optimizer, scheduler, x, y, steps, batch_size, generator)
+def bare_trainer(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch_size: int,
+    lr: float = 1e-3,
+    groups: list[dict] | None = None,
+    total_steps: int = 10**6,
+) -> Callable[[int], float]:
+    """`step(n)`: n training steps of `model` with the trial's loop and optimizer (Adam, as
+    the default study trains), no Ray, no reports, no checkpoints; returns the mean loss.
+
+    The optimizer (over `groups`, default every trainable parameter at `lr`), its cosine
+    schedule (over `total_steps`: long, so the rate stays put while it is timed) and the
+    batch-order generator are built once, here, and kept across calls: a timed call runs
+    steps, not Adam's set-up or its first step's state allocation."""
+    if groups is None:
+        groups = [{"params": [p for p in model.parameters() if p.requires_grad], "lr": lr}]
+    optimizer, scheduler = make_optimizer(groups, total_steps, "adam")
+    generator = seeded_generator(0, x.device)  # where the images are, as a trial's
+
+    def step(n: int) -> float:
+        return train_steps(model, optimizer, scheduler, x, y, n, batch_size, generator)
+
+    return step

@@ -13,11 +13,14 @@ test set. Per (looks, margin), the truths:
 - two tied: two best, equal, the others 5 margins below (the hardest for a wrong winner)
 - spread: contender i at -i points (a real study's spread): what racing saves
 
-A wrong clear winner: one that is not strictly the best; a wrong equivalent: a member at
-least the margin below the best (the boundary counts). Each rate with its binomial SE and
-"ok" when <= alpha + 2 SE (else OVER); then each verdict's rate, the trials spent over the
-fixed design's (every contender on every seed of the last look), and the median seeds
-needed of the undecided.
+A wrong clear winner: one that is not strictly the best; a wrong equivalent: a member of the
+decision's group at least the margin below the best (the boundary counts). Each rate with
+its binomial SE and "ok" when <= alpha + 2 SE (else OVER); then each verdict's rate; "rec ok":
+the share of races with a recommendation within the margin of the truly best (the clear
+winner, or the group's cheapest, the contender's index its cost: the highest index the
+cheapest, so that in "spread" the cheap ones are the worse; an undecided race has none);
+the trials spent over the fixed design's (every contender on every seed of the last look),
+and the median seeds needed of the undecided.
 
     python bench/decision_errors.py [--studies N] [--quick] [--paired-sd 0.025,0.008]
         [--pooled] [--looks 3,5,8/3,5,8,12] [--margins 0.02,0.01] [--unequal 2]
@@ -83,6 +86,7 @@ class Tally:
     verdicts: dict[str, int] = field(default_factory=dict)
     wrong_winner: int = 0
     wrong_equivalent: int = 0
+    recommended_ok: int = 0  # a recommendation within the margin of the truly best
     trials: int = 0
     fixed_trials: int = 0
     seeds_needed: list[int] = field(default_factory=list)
@@ -96,8 +100,11 @@ class Tally:
             others = [m for name, m in mean_of.items() if name != final.best]
             self.wrong_winner += max(others) >= mean_of[final.best]
         if final.verdict == decision.EQUIVALENT:
-            lowest = min(mean_of[name] for name in final.survivors)
+            lowest = min(mean_of[name] for name in final.group)
             self.wrong_equivalent += means.max() - lowest >= margin - 1e-12
+        if final.verdict != decision.UNDECIDED:  # the highest index is the cheapest
+            pick = final.best if final.verdict == decision.CLEAR_WINNER else max(final.group)
+            self.recommended_ok += means.max() - mean_of[pick] < margin - 1e-12
         if final.verdict == decision.UNDECIDED and final.seeds_needed is not None:
             self.seeds_needed.append(final.seeds_needed)
         self.trials += result.trials
@@ -145,6 +152,7 @@ def row(truth: str, tally: Tally, alpha: float) -> tuple[str, float]:
     needed = f"{statistics.median(tally.seeds_needed):6.0f}" if tally.seeds_needed else "     -"
     line = (
         f"  {truth:11} {cells[0]}  {cells[1]}  {shares}  "
+        f"{tally.recommended_ok / tally.studies:6.2f}  "
         f"{tally.trials / tally.fixed_trials:6.3f}  {needed}"
     )
     return line, worst
@@ -195,7 +203,7 @@ def run_noise(args, studies: int, noise: Noise, rng) -> float:
             print(f"\nlooks {seeds} (alpha per look {levels}), margin {margin}")
             print(
                 "  truth       wrong winner          wrong equivalent      "
-                "  win   eqv   und  trials  seeds needed"
+                "  win   eqv   und  rec ok  trials  seeds needed"
             )
             for truth in args.truths.split(","):
                 tally = simulate(truth, looks, margin, studies, rng, args.contenders, noise)

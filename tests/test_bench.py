@@ -61,3 +61,14 @@ def test_search_efficiency_bench_prints_its_ratio():
 @pytest.mark.bench
 def test_time_to_answer_bench_prints_its_ratio():
     assert RATIO.match(last_line(run_bench("time_to_answer.py", timeout=900)))
+
+
+def test_gpu_bench_rehearses_every_section_and_prints_its_ratio():
+    # Without CUDA, --quick is the CPU rehearsal (--tiny): every section, packing K=1, 2.
+    import torch
+
+    output = run_bench("gpu.py")
+    assert RATIO.match(last_line(output))
+    assert "FAILED" not in output
+    if not torch.cuda.is_available():
+        assert "K=1:" in output and "K=2:" in output

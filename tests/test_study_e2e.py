@@ -133,6 +133,7 @@ def test_mlflow_has_one_parent_and_one_child_per_trial(smoke):
             run.data.metrics
         )
         assert run.data.tags[t.TAG_TRIAL_STATE] == "completed"
+        assert run.data.tags[t.TAG_DEVICE] == "cpu"  # what it trained on (no GPU here)
         history = client.get_metric_history(run.info.run_id, t.METRIC_VAL_ACC)
         assert [m.step for m in history] == list(range(1, SMOKE.training.reports + 1))
     frozen = [r for r in confirm if r.data.tags[t.TAG_STRATEGY] == "linear-probe"]

@@ -58,7 +58,7 @@ DRIVER_KEYS = (Key.PHASE, Key.DATASET, Key.OPTUNA_TRIAL, Key.STRATUM, Key.TARGET
 
 
 class Report:
-    """Names in a trial's reports. Every report carries EPOCH .. NODE_ID and COMPLETED
+    """Names in a trial's reports. Every report carries EPOCH .. DEVICE and COMPLETED
     (a classical head has no TRAIN_LOSS: it does not iterate); TEST_ACC comes only with
     the last epoch, of the weights with the best validation accuracy."""
 
@@ -70,6 +70,7 @@ class Report:
     TRAINABLE_PARAMS = "trainable_params"
     FEATURE_CACHE = "feature_cache"  # on | off: <why>
     NODE_ID = "node_id"  # where the trial ran (Ray adds node_ip and hostname)
+    DEVICE = "device"  # what it trained on: cpu, or cuda (the GPU's name)
     TEST_ACC = "test_acc"
     COMPLETED = "completed"
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from trainables.datasets.source import load_source
-from trainables.loops import accuracy, make_optimizer, train_steps
+from trainables.loops import accuracy, make_optimizer, seeded_generator, train_steps
 from trainables.registry import count_params, get_arch
 from trainables.transfer import param_groups
 
@@ -125,7 +125,7 @@ def train_source(arch: str, settings: PretrainSettings, log=print, device=None) 
     device = device or torch.device("cpu")
     spec = get_arch(arch)
     torch.manual_seed(settings.seed)
-    generator = torch.Generator().manual_seed(settings.seed)
+    generator = seeded_generator(settings.seed, device)
     train, val, classes = load_source(settings.source, settings.images, settings.seed)
     model = spec.build(num_classes=len(classes), in_channels=train.x.shape[1]).to(device)
     steps_per_epoch = -(-len(train) // settings.batch_size)

@@ -33,7 +33,7 @@ from trainables.contract import Key, Report, TrialConfig, is_completed
 from trainables.datasets import TargetData
 from trainables.datasets.augment import augment
 from trainables.feature_store import FeatureStore
-from trainables.loops import accuracy, cpu_threads
+from trainables.loops import accuracy, cpu_threads, seeded_generator
 from trainables.phases import Phases
 from trainables.registry import get_arch
 from trainables.resume import best_of, restore_run, snapshot
@@ -55,9 +55,9 @@ def prepare(cfg: TrialConfig, target: TargetData, sources: dict[str, dict]):
     On CUDA (a trial Ray gave a GPU) the model and images are channels_last and the
     forward passes run under bf16 autocast (trainables.loops); on CPU, float32.
     """
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = trial_device()
     torch.manual_seed(cfg.seed)
-    generator = torch.Generator().manual_seed(cfg.seed)
+    generator = seeded_generator(cfg.seed, device)
 
     spec, model = build_trial_model(cfg, target, sources)
     model.to(device)
@@ -148,6 +148,12 @@ def resume_point(resume: dict | None, model) -> tuple[float, dict | None, int, i
     return (*best, resume["epoch"], resume["train_seconds"])
 
 
+def trial_device() -> torch.device:
+    """CUDA where the trial has a GPU (Ray sets CUDA_VISIBLE_DEVICES to the ones it
+    gave the trial: none leaves CUDA unavailable), else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def to_channels_last(value):
     """channels_last memory format for a model or a batch of images (faster convolutions
     on CUDA tensor cores); other tensors are returned as they are."""
@@ -173,7 +179,7 @@ def tune_trial(
     `ray.tune.Checkpoint`; a restarted trial starts after the latest one (or from its
     start). Torch uses as many threads as the trial has CPUs (more threads than cores stall
     badly when trials share a machine). Each report says where the trial runs (`node_id`;
-    Ray adds `node_ip` and `hostname`), for the driver's MLflow tags.
+    Ray adds `node_ip` and `hostname`) and on what (`device`), for the driver's MLflow tags.
     """
     import ray
     from ray import tune
@@ -181,7 +187,9 @@ def tune_trial(
     from trainables.resume import load_checkpoint, save_checkpoint
 
     torch.set_num_threads(trial_threads(tune.get_context()))
-    where = {Report.NODE_ID: ray.get_runtime_context().get_node_id()}
+    device = trial_device()
+    name = f"cuda ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "cpu"
+    where = {Report.NODE_ID: ray.get_runtime_context().get_node_id(), Report.DEVICE: name}
 
     def report(metrics: dict, state=None) -> None:
         metrics = {**metrics, **where}

@@ -1,26 +1,37 @@
-"""The decision of one (target, size) raced over looks: a clear winner, contenders equivalent
-to the best, or undecided with the seeds likely to decide; and the recommendation. Paired over
-seeds (seed s: one training subset for all). `race`: at each look (Looks: cumulative seeds)
-every contender still in gets its seeds, then `decide` drops those shown worse than the best
-by mean and gives the verdict; stop once decided.
+"""The decision of one (target, size) raced over looks: a clear winner, a top group each
+within the margin of the best, or undecided with the seeds likely to decide (the
+recommendation: study.answer.choose). Paired over seeds (seed s: one training subset for all).
+`race`: at each look (Looks: cumulative seeds) every contender still in gets its seeds, then
+`decide` drops those shown worse than the best by mean and gives the verdict; stop once decided.
 
 Repeated looks: Looks.level(k) is the increment at look k of a Lan-DeMets spending function of
 t = n_k / n_max, O'Brien-Fleming-like by default (2 - 2 Phi(z_{1-alpha/2} / sqrt t): little
 early, where t on 2-3 seeds has no power) or Bonferroni (alpha / K), the looks joined
 by the union bound: valid whatever their dependence (nested seeds), if conservative.
-Each look's level is shared out (SHARES) so that each kind of error stays <= alpha:
-- drop at level/4 / (K - 1), K contenders in the race (one-sided paired t, worse than the best
-  by mean): the data pick the best, so a truly best one is dropped only if SOME contender beats
-  it: K - 1 tests (Bonferroni; Holm needs a reference fixed before the data).
+Each look's level is shared out (SHARES) so that each kind of error stays <= alpha; K is
+every contender of the race (the dropped too: fixed before the data), b* a truly best one
+(fixed: the first of them in the contenders' order), each look's seeds fixed by the plan:
+- drop at level/4 / (K - 1) (one-sided paired t, worse than the best by mean): the data pick
+  the best, so b* is dropped only if SOME contender beats it: K - 1 tests (Bonferroni; Holm
+  needs a reference fixed before the data). Over the looks: P(b* dropped) <= alpha/4.
 - clear winner at level/4: the best by mean shown better than each other one still in (or the
   one left). Wrong if a best one was dropped (<= alpha/4; alpha/2 for two tied) or lost a test:
   <= alpha/4 to one close rival, 2 alpha/4 for two tied; more near the top make it rarer (the
-  winner must beat all: bench/decision_errors.py).
-- equivalent at 3 level/4 / ((d+1)(d+2)), d contenders out: EVERY pair still in passes TOST
-  (the (1 - 2 level) paired t interval inside (-margin, margin)): a best one still in is in
-  each wrong claim's pair (intersection-union). The factor pays for the drops (of many at the
-  margin a lucky one may be left): it sums to 1 over d, and the first still in (fixed order) of
-  those at the margin has d >= its rank. So <= alpha/4 (a best dropped) + 3 alpha/4.
+  winner must beat all: bench/decision_errors.py). So <= 2 (1/4 + 1/4) alpha = alpha.
+- equivalent at 3 level/4 / (K - 1) per test: the top GROUP, each contender g still in shown
+  non-inferior to EVERY other one still in, c, within the margin (one-sided paired t:
+  mean(g - c) - h > -margin, h the half width at that level; a survivor alone passes).
+  Claimed: every member is within the margin of the truly best, so the cheapest member may
+  be used at a cost of less than the margin. Wrong if a member g is truly at least the
+  margin below b*. Either b* was dropped (<= alpha/4 over the looks, as above), or b* is
+  still in, so g's test against b* passed though mu_g <= mu_b* - margin: for a fixed g the
+  chance is <= the test's level; g is picked by the data, but from the K - 1 others, fixed
+  before the data: the union bound gives (K - 1) x 3 level/4 / (K - 1) = 3 level/4 per look,
+  3 alpha/4 over the looks. So <= alpha/4 + 3 alpha/4 = alpha, ties at the top included (one
+  fixed b* serves). Unlike "every pair still in is equivalent" (which one survivor 3 points
+  below blocks at a margin of 2 at any number of seeds), the claim is against the best.
+Each kind of error is bounded on its own (a verdict is one or the other): drop + equivalent
+take a whole look's level (1/4 + 3/4), drop + winner half of it, doubled for two tied best.
 No spread (one difference on every seed): t is undefined, and zero spread is not no noise
 (counts can tie on a few seeds by chance): the exact sign test (p = 0.5^n). Looks(pooled=True):
 each t on the noise pooled over all the race's accuracies (more df): valid if alike (pooled.py).
@@ -33,7 +44,6 @@ from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import combinations
 from statistics import NormalDist
 
 from study.answer import pooled as pooling
@@ -119,18 +129,9 @@ class Diff:
         """The one-sided test that entry < other rejects at `level`."""
         return self.n > 1 and self.mean + self.half_width(level) < 0 and self._exact(level)
 
-    def equivalent(self, margin: float, level: float) -> bool:
-        """TOST at `level`: the (1 - 2 level) interval inside (-margin, margin)."""
-        inside = self.n > 1 and abs(self.mean) + self.half_width(level) < margin
-        return inside and self._exact(level)
-
-
-def shown_worse(entry: PerSeed, best: PerSeed, level: float) -> bool:
-    return Diff.of(entry, best).worse(level)  # one-sided paired t (sign test: no spread)
-
-
-def shown_equivalent(entry: PerSeed, best: PerSeed, margin: float, level: float) -> bool:
-    return Diff.of(entry, best).equivalent(margin, level)  # paired TOST, both sides at level
+    def within(self, margin: float, level: float) -> bool:
+        """The one-sided test that entry > other - margin (non-inferiority) passes at `level`."""
+        return self.n > 1 and self.mean - self.half_width(level) > -margin and self._exact(level)
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,9 @@ class Drop:
 
 @dataclass(frozen=True)
 class Decision:
-    """One look: verdict, best by mean, those still in, those dropped now, seeds to decide."""
+    """One look: verdict, best by mean, those still in, those dropped now, seeds to decide;
+    `group`: those shown within the margin of every one still in (EQUIVALENT), the winner
+    alone (CLEAR_WINNER), none (UNDECIDED)."""
 
     verdict: str
     best: str
@@ -169,13 +172,14 @@ class Decision:
     means: dict[str, float]
     margin: float
     seeds_needed: int | None = None
+    group: tuple[str, ...] = ()
 
 
-def levels(looks: Looks, look: int, contenders: int, out: int) -> dict[str, float]:
-    """A look's drop, winner and equivalence levels: `out` of `contenders` are out."""
+def levels(looks: Looks, look: int, contenders: int) -> dict[str, float]:
+    """A look's levels per test: drop and equivalence over the other K - 1 contenders, winner."""
     share = {kind: looks.level(look) * part for kind, part in SHARES.items()}
     share["drop"] /= max(1, contenders - 1)
-    share["equivalent"] /= (out + 1) * (out + 2)
+    share["equivalent"] /= max(1, contenders - 1)
     return share
 
 
@@ -189,21 +193,48 @@ def _seeds_to(diff: Diff, passes: Callable[[float], bool], level: float) -> floa
     return seeds[bisect_left(seeds, True, key=lambda n: passes(diff.half_width(level, n)))]
 
 
-def _seeds_needed(common, best, survivors, at, margin, pool=None) -> int | None:
+def _by_mean(names, means) -> list[str]:
+    return sorted(names, key=lambda c: (-means[c], c))  # the best first
+
+
+def _group(common, survivors, means, margin, level, pool=None) -> tuple[str, ...]:
+    """Those still in shown within `margin` of every other one still in (one-sided paired t at
+    `level` each), sorted. Each g is checked against those above it first (the likeliest to
+    fail); those below the best by the margin or more can never pass."""
+    ranked = _by_mean(survivors, means)
+    top = means[ranked[0]]
+    group = []
+    for g in ranked:
+        if means[g] - top < -margin - 1e-9:
+            break  # mean(g - best) below -margin: no half width passes, nor for any below
+        others = (c for c in ranked if c != g)
+        if all(Diff.of(common[g], common[c], pool).within(margin, level) for c in others):
+            group.append(g)
+    return tuple(sorted(group))
+
+
+def _seeds_needed(common, best, survivors, means, at, margin, pool=None) -> int | None:
     """The fewest seeds at which, with these paired means and SDs, a route decides at levels
-    `at` (the best better than each, or every pair equivalent); None beyond CAP."""
+    `at`: the best better than each other one, or some g within the margin of each other
+    one (the fewer over g of the most over the others); more than now; None beyond CAP."""
     winner_route = max(
         _seeds_to(d, lambda h, d=d: d.mean - h > 0, at["winner"])
         for d in (Diff.of(common[best], common[c], pool) for c in survivors if c != best)
     )
-    equivalence_route = 0.0
-    for a, b in combinations(survivors, 2):
-        if equivalence_route >= winner_route:
-            break  # no shorter than the other route
-        d = Diff.of(common[a], common[b], pool)
-        needed = _seeds_to(d, lambda h, d=d: abs(d.mean) + h < margin, at["equivalent"])
-        equivalence_route = max(equivalence_route, needed)
-    return None if math.isinf(n := min(winner_route, equivalence_route)) else int(n)
+    group_route, ranked = winner_route, _by_mean(survivors, means)
+    for g in ranked:  # the best first: likeliest the fewest
+        if means[g] - means[ranked[0]] < -margin - 1e-9:
+            break  # never, at any number of seeds, nor for any below
+        needed = 0.0
+        for c in (c for c in ranked if c != g):  # those above g first: the likeliest most
+            if needed >= group_route:
+                break  # no fewer than a g before
+            d = Diff.of(common[g], common[c], pool)
+            passes = lambda h, d=d: d.mean - h > -margin  # noqa: E731
+            needed = max(needed, _seeds_to(d, passes, at["equivalent"]))
+        group_route = min(group_route, needed)
+    n = min(winner_route, group_route)  # more than now: this look did not decide
+    return None if math.isinf(n) else max(int(n), len(next(iter(common.values()))) + 1)
 
 
 def decide(
@@ -216,23 +247,23 @@ def decide(
     means = {c: sum(v.values()) / len(v) if v else math.nan for c, v in common.items()}
     best = max(sorted(alive), key=lambda c: means[c])
     facts = dict(best=best, look=look, seeds=len(seeds), means=means, margin=margin)
-    if len(alive) == 1 or len(seeds) < 2:
-        verdict = CLEAR_WINNER if len(alive) == 1 else UNDECIDED
-        return Decision(verdict, survivors=tuple(sorted(alive)), drops=(), **facts)
-    level = levels(looks, look, len(per_seed), 0)["drop"]
+    if len(alive) == 1:
+        return Decision(CLEAR_WINNER, survivors=(best,), drops=(), group=(best,), **facts)
+    if len(seeds) < 2:
+        return Decision(UNDECIDED, survivors=tuple(sorted(alive)), drops=(), **facts)
+    at = levels(looks, look, len(per_seed))
+    level = at["drop"]
     pool = pooling.residual_variance(per_seed) if looks.pooled else None  # the dropped too
     diffs = {c: Diff.of(common[c], common[best], pool) for c in sorted(alive - {best})}
     drops = tuple(d.drop(c, best, look, level) for c, d in diffs.items() if d.worse(level))
     survivors = tuple(sorted(alive - {d.name for d in drops}))
     facts.update(survivors=survivors, drops=drops)
-    at = levels(looks, look, len(per_seed), len(per_seed) - len(survivors))
     if all(diffs[c].worse(at["winner"]) for c in survivors if c != best):
-        return Decision(CLEAR_WINNER, **facts)
-    eqv, pairs = at["equivalent"], sorted(combinations(survivors, 2), key=lambda p: best not in p)
-    if all(Diff.of(common[a], common[b], pool).equivalent(margin, eqv) for a, b in pairs):
-        return Decision(EQUIVALENT, **facts)
-    last = levels(looks, len(looks.seeds) - 1, len(per_seed), len(per_seed) - len(survivors))
-    needed = _seeds_needed(common, best, survivors, last, margin, pool)
+        return Decision(CLEAR_WINNER, group=(best,), **facts)
+    if group := _group(common, survivors, means, margin, at["equivalent"], pool):
+        return Decision(EQUIVALENT, group=group, **facts)
+    last = levels(looks, len(looks.seeds) - 1, len(per_seed))
+    needed = _seeds_needed(common, best, survivors, means, last, margin, pool)
     return Decision(UNDECIDED, seeds_needed=needed, **facts)
 
 
@@ -263,38 +294,3 @@ def race(
         if decision.verdict != UNDECIDED:
             break
     return RaceResult(decision, tuple(drops), trials, len(contenders) * looks.seeds[-1])
-
-
-@dataclass(frozen=True)
-class Candidate:  # what the recommendation weighs besides accuracy: its cost to train
-    name: str
-    trainable_params: int
-    train_seconds: float
-
-
-def recommend(candidates: list[Candidate], decision: Decision) -> tuple[str | None, str]:
-    """The contender to use, and why: the clear winner; else, of those equivalent to the best
-    (never a dropped one), the fewest trainable parameters, then less training time."""
-    if decision.verdict == CLEAR_WINNER:
-        return decision.best, f"clear winner: better than every other on {decision.seeds} seeds"
-    if decision.verdict == UNDECIDED and decision.seeds < 2:
-        return None, f"undecided: {decision.seeds} seed, no paired test (it needs 2 or more)"
-    if decision.verdict == UNDECIDED:  # what more seeds would likely do
-        more = f"about {decision.seeds_needed}" if decision.seeds_needed else f"over {CAP}"
-        return None, f"undecided after {decision.seeds} seeds: {more} seeds would likely decide"
-    costs = {c.name: c for c in candidates if c.name in decision.survivors}
-    within = f"equivalent within {decision.margin * 100:g} points"
-    if not costs:
-        return decision.best, f"the best by mean, {within} (no costs given)"
-    pick = min(costs.values(), key=lambda c: (c.trainable_params, c.train_seconds, c.name))
-    best = costs.get(decision.best)
-    if best is None or pick.name == decision.best:
-        return pick.name, f"the best by mean and the cheapest of the {len(costs)} {within}"
-    why = (
-        f"freezes the most: {pick.trainable_params:,} trainable parameters against "
-        f"{best.trainable_params:,}"
-        if pick.trainable_params < best.trainable_params
-        else f"as few parameters, faster: {pick.train_seconds:.0f} s against "
-        f"{best.train_seconds:.0f} s"
-    )
-    return pick.name, f"{why} for the best ({best.name}), {within}"

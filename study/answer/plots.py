@@ -37,13 +37,28 @@ def _pyplot():
     return plt
 
 
+BAND_SEEDS = 3  # fewer: a t interval (on 2 seeds, 12.7 SEs wide) would cover the panel
+
+
 def _band(axes, xs, entries: list[Entry], label, **style) -> None:
+    """A line of mean test accuracies with its 95% band, clipped to [0, 1], where a point has
+    BAND_SEEDS seeds or more; a point on fewer (a label the race dropped early) is hollow."""
     means = [e.test_acc for e in entries]
     (line,) = axes.plot(xs, means, marker="o", label=label, **style)
-    if all(e.ci95 for e in entries):
-        lows = [e.ci95[0] for e in entries]
-        highs = [e.ci95[1] for e in entries]
-        axes.fill_between(xs, lows, highs, color=line.get_color(), alpha=0.15, linewidth=0)
+    banded = [e.ci95 is not None and e.seeds >= BAND_SEEDS for e in entries]
+    few = [(x, m) for x, m, b in zip(xs, means, banded, strict=True) if not b]
+    if few:
+        axes.plot(  # its colour given: the colour cycle stays where the lines are
+            *zip(*few, strict=True), linestyle="none", marker="o", color=line.get_color(),
+            markerfacecolor="white", zorder=line.get_zorder() + 1,
+        )  # fmt: skip
+    if any(banded):
+        rows = list(zip(entries, banded, means, strict=True))
+        lows = [max(0.0, e.ci95[0]) if b else m for e, b, m in rows]
+        highs = [min(1.0, e.ci95[1]) if b else m for e, b, m in rows]
+        axes.fill_between(
+            xs, lows, highs, where=banded, color=line.get_color(), alpha=0.15, linewidth=0
+        )
 
 
 def _size_value(size: str, largest: float) -> float:

@@ -14,7 +14,8 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from study.answer.decision import UNDECIDED, Candidate, Looks, decide, recommend
+from study.answer.choose import Candidate, recommend
+from study.answer.decision import UNDECIDED, Looks, decide
 from study.answer.race_result import Race, Round
 from trainables.contract import config_size
 
@@ -122,7 +123,7 @@ def _candidates(costs: dict[str, list[tuple[float, float | None]]]) -> list[Cand
 
 
 def _race(decision, rounds: list[Round], alpha: float, candidates: list[Candidate]) -> Race:
-    pick, reason = recommend(candidates, decision)
+    pick, reason = recommend(candidates, decision, shown=entry_name)  # the label, not `#1`
     return Race(
         verdict=decision.verdict,
         metric=METRIC,
@@ -130,6 +131,7 @@ def _race(decision, rounds: list[Round], alpha: float, candidates: list[Candidat
         alpha=alpha,
         best=entry_name(decision.best),
         survivors=tuple(decision.survivors),
+        group=tuple(decision.group),
         recommendation=None if pick is None else entry_name(pick),
         reason=reason,
         seeds_needed=decision.seeds_needed,

@@ -25,8 +25,9 @@ class Round:
 @dataclass(frozen=True)
 class Race:
     """The decision of a (target, size) (study.answer.decision) on validation accuracy: the
-    verdict (clear winner, equivalent, undecided), the contenders still in, the
-    recommendation and why, the seeds likely to decide an undecided one, every round."""
+    verdict (clear winner, equivalent, undecided), the contenders still in, the group (each
+    shown within the margin of every one still in: the equivalent ones; the winner alone),
+    the recommendation and why, the seeds likely to decide an undecided one, every round."""
 
     verdict: str
     metric: str
@@ -38,6 +39,7 @@ class Race:
     reason: str
     seeds_needed: int | None
     rounds: tuple[Round, ...]
+    group: tuple[str, ...] = ()  # contenders, as survivors; () when undecided
 
     @property
     def trials(self) -> int:
@@ -51,6 +53,7 @@ class Race:
             "alpha": self.alpha,
             "best": self.best,
             "survivors": list(self.survivors),
+            "group": list(self.group),
             "recommendation": self.recommendation,
             "reason": self.reason,
             "seeds_needed": self.seeds_needed,

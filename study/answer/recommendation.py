@@ -17,8 +17,8 @@ def verdict_text(item: SizeResult) -> str:
             return "no runner-up" if item.runner_up is None else "no verdict: under 2 seeds"
         top = f"no clear winner; top group of {len(item.top_group)}"
         return "clear winner" if item.clear_winner else top
-    if race.verdict == "equivalent":
-        labels = len({entry_name(name) for name in race.survivors})
+    if race.verdict == "equivalent":  # the group; a Race without one: those still in
+        labels = len({entry_name(name) for name in race.group or race.survivors})
         return f"equivalent within {race.margin * 100:g} points ({labels} labels)"
     if race.verdict == "undecided":
         more = f"about {race.seeds_needed} seeds" if race.seeds_needed else "many more seeds"

@@ -9,13 +9,16 @@ prefix on cached features is cheaper, so this leans long where those dominate. A
 costs PHASE_START_S (the Tuner's start) and ACTOR_START_S (each slot's first trial starts
 a Ray worker), then its trial-seconds spread over the slots.
 
-The constants were measured on the README's 2-core machine with `study run --preset smoke`
-at a load average near 2 (README: `study plan`): its search (6 trials) took 13 s and its
-confirm (6 trials) 11 s, its trials trained 3 s in all, so a round's start (the Tuner and
-each slot's first trial) is about 8.5 s and a trial about 0.8 s beyond its training; the
-process took 56 s against 36 s of phases (STARTUP_S: its start and its end). Under a load
-average of 15 (other studies on the same cores) the same work took 1.5 to 1.9 times as
-long; the plan notes such a load (study.stages.plan_where.here).
+The constants were measured on the README's 2-core machine with nothing else running
+(README: `study plan`), from the smoke, default and similarity presets' runs: a round's
+start (the Tuner and each slot's first trial) about 4 s (smoke: 6 trials in 6 s and 5 s);
+a trial 0.25 s beyond its training (default: 1,143 trials, 2 slots x 583 s of search and
+confirm, 884 s training; similarity: 915 trials, 2 x 479 s, 732 s); the trials trained
+0.84 and 0.86 times what the calibration said (TRIAL_SPEED: its few timed steps carry
+set-up a trial's hundreds of steps spread out); the process 15-23 s beyond its phases
+(STARTUP_S). Another load on the same cores slows all of it: at a load average of 3 the
+default study took 1.6 times as long, at 10-15 the studies took 2-3 times as long; the
+plan notes such a load (study.stages.plan_where.here).
 
 The confirm race (study.config.answer): per (target, size) the contenders are the labels
 times `search.confirm_candidates`; every contender runs the first look's seeds (the
@@ -35,13 +38,14 @@ from study.stages.plan_calibration import Shape, render_seconds
 from study.stages.plan_targets import TargetFacts
 from study.stages.plan_where import GPU_MIN_STEP_S, GPU_SPEEDUP  # noqa: F401  (re-exported)
 
-STARTUP_S = 20.0  # `study run` outside its phases: imports, Ray up and down, the table
-PHASE_START_S = 6.0  # a Tuner's start: the object store puts, the searcher, Ray's setup
-ACTOR_START_S = 2.5  # a slot's first trial: a Ray worker process starts and imports torch
-TRIAL_OVERHEAD_S = 0.8  # each trial: Ray's start and results, the MLflow run, Optuna's tell
+STARTUP_S = 18.0  # `study run` outside its phases: imports, Ray up and down, the table
+PHASE_START_S = 3.0  # a Tuner's start: the object store puts, the searcher, Ray's setup
+ACTOR_START_S = 1.0  # a slot's first trial: a Ray worker process starts and imports torch
+TRIAL_OVERHEAD_S = 0.25  # each trial: Ray's start and results, the MLflow run, Optuna's tell
+TRIAL_SPEED = 0.85  # a trial's training seconds per calibrated second (measured: 0.84-0.86)
 PRETRAIN_TASK_S = 4.0  # a pretraining task's start, its checkpoint file and MLflow run
-SIMILARITY_S = (1.0, 0.7)  # the stage's start, and each (target, architecture)
-REPORT_S = (2.0, 0.004)  # the answer read back and drawn: a start, and per trial
+SIMILARITY_S = (0.5, 0.35)  # the stage's start, and each (target, architecture)
+REPORT_S = (1.0, 0.0015)  # the answer read back and drawn: a start, and per trial
 DROP_PER_LOOK = 0.5  # the confirm race's model: contenders dropped or decided per look
 SOURCE_SHAPE = (32, 1, 52)  # the glyph source: image size, channels, classes
 
@@ -122,7 +126,7 @@ class Costing:
         images, evals = facts.train_images(size), facts.val + facts.test
         strategy = get_strategy(label.strategy)
         if strategy.classical:
-            return self.scale((images + evals) * speed.forward_s)
+            return self.scale(TRIAL_SPEED * (images + evals) * speed.forward_s)
         training = config.training
         cached = label.freeze > 0 and training.feature_cache and not facts.augment
         rest = 1 - frozen
@@ -133,7 +137,7 @@ class Costing:
         seconds = (training.reports * facts.val + facts.test) * forward
         seconds += images * speed.forward_s * (frozen if cached else 0.0)  # the cache
         seconds += images * speed.forward_s if strategy.probed_head else 0.0
-        return self.scale(steps * step, steps) + self.scale(seconds)
+        return self.scale(TRIAL_SPEED * steps * step, steps) + self.scale(TRIAL_SPEED * seconds)
 
     def phase(self, name: str, rounds: list, longest: float) -> PhasePlan:
         """A trial phase of `rounds` (each a Ray experiment: its start, each slot's first

@@ -33,6 +33,7 @@ TAG_RESTARTS = "restarts"  # times the trial was restarted from its last checkpo
 TAG_NODE_IP = "node_ip"  # where the trial ran (from its reported result)
 TAG_NODE_ID = "node_id"
 TAG_HOSTNAME = "hostname"
+TAG_DEVICE = "device"  # cpu, or cuda (the GPU's name): what the trial trained on
 TAG_FEATURE_CACHE = "feature_cache"  # on | off: <why> (from the trial's reports)
 TAG_RESUMED = "resumed"  # on the parent run: times `study run --resume` continued it
 TAG_STUDY_STATE = "study_state"  # on the parent run when it ends: finished | failed | interrupted

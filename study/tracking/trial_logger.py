@@ -140,6 +140,7 @@ class MlflowTrialLogger(Callback):
                 (t.TAG_HOSTNAME, "hostname"),
                 (t.TAG_FEATURE_CACHE, Report.FEATURE_CACHE),
                 (t.TAG_NODE_ID, Report.NODE_ID),
+                (t.TAG_DEVICE, Report.DEVICE),
             )
             if key in result
         ]
