@@ -12,12 +12,18 @@ import pytest
 from study.answer.decision import CLEAR_WINNER, EQUIVALENT, UNDECIDED
 from study.answer.query import best_per_size
 from study.answer.race import RaceRules, contender, replay
+from study.answer.race_result import Race
 from study.answer.recommendation import recommendation_lines, verdict_text
 from study.answer.report import best_freeze_table
 from study.config.files import load_preset
 
 RULES = RaceRules(looks={"digits": (2, 3, 5, 8)}, margins={"digits": {"1": 0.02}})
 PARAMS = {"finetune": 60_000, "freeze-2": 20_000, "freeze-4": 900, "linear-probe": 850}
+
+
+def decided_race(winner: str) -> Race:
+    """A race its state reads as decided (a clear winner)."""
+    return Race(CLEAR_WINNER, "val_acc", 0.02, 0.05, winner, (winner,), winner, "", None, ())
 
 
 def rows_of(means: dict[str, float], seeds: int, sd: float, seed: int = 0) -> list[dict]:
@@ -183,7 +189,7 @@ def test_each_round_runs_the_next_looks_seeds_of_the_contenders_still_in_and_the
     second = round_configs(every, states, RULES, 1)
     # scratch is the reference of what pretraining is worth: it runs on, dropped or not
     assert {(c[Key.STRATEGY], c[Key.SEED]) for c in second} == {("finetune", 2), ("scratch", 2)}
-    states[("digits", "1")].decided = True
+    states[("digits", "1")].race = decided_race("lenet5 finetune #1")
     assert round_configs(every, states, RULES, 2) == []
 
 

@@ -76,9 +76,15 @@ class RaceState:
 
     alive: set[str]
     race: Race | None = None
-    looks_done: int = 0
-    decided: bool = False
     rounds: list[Round] = field(default_factory=list)
+
+    @property
+    def looks_done(self) -> int:
+        return len(self.rounds)
+
+    @property
+    def decided(self) -> bool:
+        return self.race is not None and self.race.verdict != UNDECIDED
 
 
 def replay(rows: list[dict], target: str, size: str, rules: RaceRules, upto: int) -> RaceState:
@@ -105,8 +111,7 @@ def replay(rows: list[dict], target: str, size: str, rules: RaceRules, upto: int
         dropped = tuple((d.name, d.reason) for d in decision.drops)
         trials = sum(done <= s < cumulative for accs in per_seed.values() for s in accs)
         state.rounds.append(Round(look + 1, cumulative, trials, dropped))
-        state.alive, state.looks_done, done = set(decision.survivors), look + 1, cumulative
-        state.decided = decision.verdict != UNDECIDED
+        state.alive, done = set(decision.survivors), cumulative
         state.race = _race(decision, state.rounds, rules.alpha, _candidates(costs))
         if state.decided:
             break

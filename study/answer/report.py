@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -190,16 +191,16 @@ def log_report(client: MlflowClient, parent_run_id: str, answer: Answer, rows: l
         tracking.log_folder(client, parent_run_id, folder, None)
 
 
-def log_plan_error(client: MlflowClient, parent_run_id: str, seconds: dict, log=print) -> None:
+def log_plan_error(
+    client: MlflowClient, parent_run_id: str, seconds: dict, trial_runs: list, log=print
+) -> None:
     """The plan's error (study.answer.plan_error: planned_* params vs `seconds` per phase
-    and the trial runs), printed and logged as report/plan_error.txt."""
+    and the study's `trial_runs`), printed and logged as report/plan_error.txt."""
     from study.answer.plan_error import plan_error_lines
 
     params = tracking.get_run(client, parent_run_id).data.params
-    trials = {
-        phase: len(tracking.child_runs(client, parent_run_id, phase=phase))
-        for phase in ("search", "confirm")
-    }
+    phases = Counter(run.data.tags.get(tracking.TAG_PHASE) for run in trial_runs)
+    trials = {phase: phases[phase] for phase in ("search", "confirm")}
     lines = plan_error_lines(params, seconds, trials)
     for line in lines:
         log(line)

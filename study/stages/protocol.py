@@ -190,12 +190,13 @@ def describe_answer(ctx: RunContext, clock: PhaseClock, answer: Answer, slots: i
     then the run's description, the answer, last, so it has every phase's wall time."""
     client, parent, log = ctx.client, ctx.parent, ctx.log
     log(clock.summary())
-    share, line = clock.training_share(tracking.trials_train_seconds(client, parent), slots)
+    trials = tracking.child_runs(client, parent)  # read once: the share and the plan's error
+    share, line = clock.training_share(tracking.trials_train_seconds(trials), slots)
     log(line)
     seconds = {tracking.phase_seconds_metric(k): v for k, v in clock.seconds.items()}
     metrics = {**seconds, tracking.METRIC_TRAINING_SHARE: share}
     tracking.log_study_values(client, parent, metrics=metrics)
-    report.log_plan_error(client, parent, clock.seconds, log)  # planned vs taken
+    report.log_plan_error(client, parent, clock.seconds, trials, log)  # planned vs taken
     tracking.describe_run(client, parent, study_markdown(tracking.get_run(client, parent), answer))
 
 

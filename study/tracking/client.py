@@ -121,10 +121,9 @@ def search_runs(
     )
 
 
-def trials_train_seconds(client: MlflowClient, parent_run_id: str) -> float:
-    """Seconds the study's trials spent training, summed over its trial runs (each run's
+def trials_train_seconds(runs: list) -> float:
+    """Seconds the study's trials spent training, summed over its trial `runs` (each run's
     last `train_seconds`; a failed trial has none)."""
-    runs = child_runs(client, parent_run_id)
     return sum(run.data.metrics.get(METRIC_TRAIN_SECONDS, 0.0) for run in runs)
 
 
