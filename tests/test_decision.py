@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from bench.decision_errors import Noise, simulate
-from study.answer.choose import Candidate, recommend
+from study.answer.choose import Candidate, points, recommend
 from study.answer.decision import (
     CLEAR_WINNER,
     EQUIVALENT,
@@ -180,7 +180,10 @@ def test_the_recommendation_is_the_cheapest_of_the_group_never_a_dropped_one():
     name, reason = recommend(candidates, tie)
     assert name == "cnn4 freeze-3" and "12 s against 20 s" in reason
     alone = equivalent(["cnn4 finetune"], "cnn4 finetune", survivors=["cnn4 freeze-4"])
-    assert recommend(candidates, alone)[0] == "cnn4 finetune"
+    assert recommend(candidates, alone) == (
+        "cnn4 finetune",
+        "the best by mean and the only one within 2 points of every contender still in",
+    )
     winner = Decision(CLEAR_WINNER, "cnn4 finetune", ("cnn4 finetune",), (), 1, 5, {}, 0.02)
     assert recommend(candidates, winner)[0] == "cnn4 finetune"
     undecided = Decision(UNDECIDED, "cnn4 finetune", ("a", "b"), (), 2, 8, {}, 0.02, 14)
@@ -188,6 +191,15 @@ def test_the_recommendation_is_the_cheapest_of_the_group_never_a_dropped_one():
         None,
         "undecided after 8 seeds: about 14 seeds would likely decide",
     )
+
+
+def test_a_margin_in_words_is_one_point_or_several_points():
+    assert [points(m) for m in (0.01, 0.02, 0.005, 0.07)] == [
+        "1 point",
+        "2 points",
+        "0.5 points",
+        "7 points",
+    ]
 
 
 def test_survivors_3_points_apart_the_leader_and_its_equal_are_the_group_not_the_one_below():

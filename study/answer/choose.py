@@ -10,6 +10,12 @@ from dataclasses import dataclass
 from study.answer.decision import CAP, CLEAR_WINNER, UNDECIDED, Decision
 
 
+def points(margin: float) -> str:
+    """`1 point`, `2 points`, `0.5 points`: a margin (a fraction of the images) in words."""
+    value = margin * 100
+    return f"{value:g} point{'' if round(value, 9) == 1 else 's'}"
+
+
 @dataclass(frozen=True)
 class Candidate:  # what the recommendation weighs besides accuracy: its cost to train
     name: str
@@ -34,7 +40,7 @@ def recommend(
     group = decision.group or decision.survivors  # a Decision made without one: every pair
     known = {c.name: c for c in candidates}
     costs = {name: known[name] for name in group if name in known}
-    within = f"within {decision.margin * 100:g} points of every contender still in"
+    within = f"within {points(decision.margin)} of every contender still in"
     if not costs:
         if decision.best in group:
             return decision.best, f"the best by mean, {within} (no costs given)"
@@ -44,7 +50,8 @@ def recommend(
     cost = (pick.trainable_params, pick.train_seconds)
     if best is None or cost >= (best.trainable_params, best.train_seconds):
         what = "the best by mean and " if pick.name == decision.best else ""
-        return pick.name, f"{what}the cheapest of the {len(costs)} {within}"
+        of = f"the cheapest of the {len(costs)}" if len(costs) > 1 else "the only one"
+        return pick.name, f"{what}{of} {within}"
     why = (
         f"freezes the most: {pick.trainable_params:,} trainable parameters against "
         f"{best.trainable_params:,}"

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from study.answer.choose import points
 from study.answer.model import Answer
 from study.answer.recommendation import budget_lines, recommendation_line
 from study.answer.report import PICTURES, best_freeze_rows
@@ -99,11 +100,11 @@ def _margins(answer) -> str:
     buckets = answer.equivalence_margin
     return (
         ", ".join(
-            f"{b.margin * 100:g} points" + (f" up to {b.up_to} per class" if b.up_to else " above")
+            points(b.margin) + (f" up to {b.up_to} per class" if b.up_to else " above")
             for b in buckets
         )
         if len(buckets) > 1
-        else f"{buckets[0].margin * 100:g} points"
+        else points(buckets[0].margin)
     )
 
 

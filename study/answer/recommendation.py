@@ -4,6 +4,7 @@ study run's description all say them with these functions."""
 
 from __future__ import annotations
 
+from study.answer.choose import points
 from study.answer.model import Answer, SizeResult
 from study.answer.race import entry_name
 
@@ -19,7 +20,9 @@ def verdict_text(item: SizeResult) -> str:
         return "clear winner" if item.clear_winner else top
     if race.verdict == "equivalent":  # the group; a Race without one: those still in
         labels = len({entry_name(name) for name in race.group or race.survivors})
-        return f"equivalent within {race.margin * 100:g} points ({labels} labels)"
+        return (
+            f"equivalent within {points(race.margin)} ({labels} label{'s' if labels > 1 else ''})"
+        )
     if race.verdict == "undecided":
         more = f"about {race.seeds_needed} seeds" if race.seeds_needed else "many more seeds"
         return f"undecided ({more} would likely decide)"
@@ -38,7 +41,7 @@ def _entry(item: SizeResult, name: str | None):
 
 
 def recommendation_line(item: SizeResult) -> str:
-    """`use cnn4 freeze-3 (test acc 0.912): equivalent within 1 points (3 labels); freezes
+    """`use cnn4 freeze-3 (test acc 0.912): equivalent within 1 point (3 labels); freezes
     the most: ...`; without a decision, the best by test accuracy and why none is made."""
     race, best = item.race, item.best
     if race is None:  # a study from before the race: its best and the paired verdict
