@@ -163,6 +163,7 @@ timeout -k 5 30 "$py" - "$config" > "$out/share.txt" 2>&1 <<-'EOF'
 	                           order_by=["attributes.start_time DESC"], max_results=1)[0]
 	trials = client.search_runs([study.info.experiment_id],
 	                            f"tags.mlflow.parentRunId = '{study.info.run_id}'", max_results=5000)
+	trials = [r for r in trials if "reused_from" not in r.data.tags]  # copies trained nothing
 	train = sum(r.data.metrics.get("train_seconds", 0.0) for r in trials)
 	m = study.data.metrics
 	phases = m.get("seconds_search", 0.0) + m.get("seconds_confirm", 0.0)

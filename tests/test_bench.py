@@ -72,3 +72,28 @@ def test_gpu_bench_rehearses_every_section_and_prints_its_ratio():
     assert "FAILED" not in output
     if not torch.cuda.is_available():
         assert "K=1:" in output and "K=2:" in output
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "bench").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_study_file_of_the_benchmarks_is_a_valid_config(path):
+    """README runs them as `study run --config bench/<name>.yaml`: each loads as the study
+    would load it (schema and architecture names) and says what it is for first."""
+    from study.config.files import check_names, load_config
+
+    config = load_config(path)
+    check_names(config, str(path))
+    assert config.name and path.read_text().startswith("#")  # its purpose, said first
+
+
+def test_the_longer_race_is_the_default_study_but_for_its_sizes_seeds_and_looks():
+    """README quotes it as the default's race given more seeds: nothing else may differ."""
+    from study.config.files import load_config, load_preset
+
+    longer = load_config(ROOT / "bench" / "race_longer.yaml").model_dump()
+    default = load_preset("default").model_dump()
+    changed = {("target", "sizes"): [5, 10], ("target", "seeds"): 40}
+    changed[("answer", "looks")] = [2, 3, 5, 10, 20, 30]
+    for (section, key), value in changed.items():
+        assert longer[section].pop(key) == value
+        default[section].pop(key)
+    assert {**longer, "name": None} == {**default, "name": None}

@@ -73,6 +73,22 @@ def test_the_racing_confirm_phase_is_bracketed(cli_in_process, workdir):
     assert race_trials(10, (2, 3, 5)) == (20, 30, 50)  # 10x2, then 5x1, then 2.5x2
 
 
+def test_seed_zero_taken_from_the_search_is_planned_as_trials_but_not_as_training(
+    cli_in_process, workdir
+):
+    """Round 1 on 2 seeds: seed 0's confirm runs are the search's (study.stages.reuse),
+    counted as the confirm trials they are, half of round 1's training not done again."""
+    plans = {}
+    for reuse in (True, False):
+        answer = {"looks": [], "reuse_search_runs": reuse}
+        (workdir / str(reuse)).mkdir()
+        path = tiny(workdir / str(reuse), target={"seeds": 2}, answer=answer)
+        plans[reuse] = phases(plan_json(cli_in_process, "--config", str(path)))["confirm"]
+    assert plans[True]["trials"] == plans[False]["trials"]
+    reused, trained = (plans[r]["trial_seconds"]["expected"] for r in (True, False))
+    assert reused == pytest.approx(trained / 2, abs=0.001)  # the JSON has 3 decimals
+
+
 def test_the_json_says_every_number(cli_in_process, workdir):
     plan = plan_json(cli_in_process, "--preset", "smoke")
     assert {

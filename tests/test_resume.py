@@ -323,7 +323,11 @@ def test_study_killed_mid_phase_resumes_without_duplicates(tmp_path, moment):
         parents = client.search_runs([experiment.experiment_id], f"tags.{t.TAG_RUN_TYPE} = 'study'")
         assert len(parents) == 1 and parents[0].info.status == "RUNNING"
         parent_id = parents[0].info.run_id
-        before = {r.data.tags[t.TAG_TRIAL_ID]: r for r in child_runs(client, parent_id)}
+        before = {  # a confirm run copied from the search is no Ray trial (below)
+            r.data.tags[t.TAG_TRIAL_ID]: r
+            for r in child_runs(client, parent_id)
+            if t.TAG_REUSED_FROM not in r.data.tags
+        }
         assert before, "the driver was killed before any trial started"
 
         done = subprocess.run(
@@ -340,12 +344,21 @@ def test_study_killed_mid_phase_resumes_without_duplicates(tmp_path, moment):
     assert parents[0].info.status == "FINISHED" and parents[0].data.tags[t.TAG_RESUMED] == "1"
 
     children = child_runs(client, parent_id)
-    trial_ids = [r.data.tags[t.TAG_TRIAL_ID] for r in children]
+    copied = [
+        (r.data.tags[t.TAG_REUSED_FROM], t.run_candidate(r.data.tags))
+        for r in children
+        if t.TAG_REUSED_FROM in r.data.tags
+    ]
+    assert len(copied) == len(set(copied)), "a search run copied twice as one confirm run"
+    assert bool(copied) == (moment == "confirm")  # seed 0 of a race on 3 seeds: the search's
+    trial_ids = [
+        r.data.tags[t.TAG_TRIAL_ID] for r in children if t.TAG_REUSED_FROM not in r.data.tags
+    ]
     assert len(trial_ids) == len(set(trial_ids)), "a trial got two MLflow runs"
     assert all(r.info.status != "RUNNING" for r in children)
     for trial_id, run in before.items():  # runs finished before the kill were left alone
         if run.info.status == "FINISHED":
-            again = next(r for r in children if r.data.tags[t.TAG_TRIAL_ID] == trial_id)
+            again = next(r for r in children if r.data.tags.get(t.TAG_TRIAL_ID) == trial_id)
             assert again.info.run_id == run.info.run_id and again.info.status == "FINISHED"
     for run in children:
         if run.info.status == "FINISHED":

@@ -39,6 +39,11 @@ class AnswerConfig(Strict):
         "bonferroni", description="how alpha is spread over the looks"
     )
     pooled: bool = Field(True, description="the paired noise pooled over a race's contenders")
+    reuse_search_runs: bool = Field(
+        True,
+        description="seed 0's confirm run of a configuration is its search trial (the same "
+        "configuration, subset and seed), not trained again",
+    )
 
     @field_validator("looks")
     @classmethod

@@ -19,6 +19,7 @@ from study.answer.descriptions import candidates_text, selection_note
 from study.answer.query import study_confirm_rows
 from study.answer.race import RaceRules, RaceState, replay
 from study.stages.context import RunContext
+from study.stages.reuse import reuse_search_runs, search_twins
 from study.tracking import client as tracking
 from study.tuning.progress import PhaseProgress
 from study.tuning.searcher import OBJECTIVE
@@ -157,12 +158,18 @@ def run_confirm(ctx: RunContext, results: list) -> None:
         f"label)), looks at {looks_text(rules)} seeds; at most {len(every)} trials"
         + selection_note(config.search)
     )
+    twins = search_twins(results) if config.answer.reuse_search_runs else {}
     for look in range(max(len(seeds) for seeds in rules.looks.values())):
         pending = round_configs(every, states, rules, look)
         if not pending:
             break
-        log(f"confirm round {look + 1}: {len(pending)} trials")
-        _run_round(ctx, f"{ctx.key}-confirm-r{look + 1}", pending)
+        to_train = reuse_search_runs(ctx, pending, twins) if twins else pending
+        reused = len(pending) - len(to_train)
+        log(
+            f"confirm round {look + 1}: {len(pending)} trials"
+            + (f", {reused} of them the search's own (seed 0), not trained again" if reused else "")
+        )
+        _run_round(ctx, f"{ctx.key}-confirm-r{look + 1}", to_train)
         by_race = defaultdict(list)  # one read of the store per round, grouped once
         for row in study_confirm_rows(ctx.client, ctx.parent):
             by_race[(row["target"], row["size"])].append(row)

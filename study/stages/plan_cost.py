@@ -170,11 +170,14 @@ def trial_phases(cost: Costing, labels: list[Label]) -> list[PhasePlan]:
         search[1] += config.search.trials_per_label * sum(seconds)
         contenders = len(labels) * config.search.candidates_for(size)
         looks = config.answer.looks_for(target.seeds)
+        # Round 1's seed 0 is the search's own trial, copied (study.stages.reuse)
+        reused = 1 / looks[0] if config.answer.reuse_search_runs else 0.0
         for index, counts in enumerate(race_rounds(contenders, looks)):
             totals = confirm.setdefault(index, [[0.0] * 3, [0.0] * 3])
+            trained = 1 - reused if index == 0 else 1.0
             for i, count in enumerate(counts):
                 totals[0][i] += count
-                totals[1][i] += count * mean
+                totals[1][i] += count * mean * trained
     search_round = ((search[0],) * 3, (search[1],) * 3)
     return [
         cost.phase("search", [search_round], longest),

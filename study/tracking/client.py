@@ -123,8 +123,10 @@ def search_runs(
 
 def trials_train_seconds(runs: list) -> float:
     """Seconds the study's trials spent training, summed over its trial `runs` (each run's
-    last `train_seconds`; a failed trial has none)."""
-    return sum(run.data.metrics.get(METRIC_TRAIN_SECONDS, 0.0) for run in runs)
+    last `train_seconds`; a failed trial has none; a confirm run copied from the search
+    trained nothing)."""
+    trained = (run for run in runs if TAG_REUSED_FROM not in run.data.tags)
+    return sum(run.data.metrics.get(METRIC_TRAIN_SECONDS, 0.0) for run in trained)
 
 
 def run_candidate(tags: dict) -> str:

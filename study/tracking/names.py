@@ -81,6 +81,9 @@ PARAM_CONFIRM_TRIALS = "confirm_trials"  # the most the confirm race may run
 PARAM_RACE_RULES = "race_rules"  # how the confirm race looks and decides (answer.race)
 TAG_DROPPED_AT_LOOK = "dropped_at_look"  # on a confirm run whose contender the race dropped
 TAG_DROP_REASON = "drop_reason"
+# On a confirm run that is its search trial (the same configuration on the same subset,
+# study.stages.reuse): that run's id. It was not trained again.
+TAG_REUSED_FROM = "reused_from"
 BUDGET_PARAMS = (PARAM_TUNING_BUDGET, PARAM_SEARCH_TRIALS, PARAM_CONFIRM_TRIALS)
 PARAM_SIMILARITY_METHOD = "similarity_method"
 # The study run's plan (study.stages.plan, what `study plan` prints): planned_<what>; its
