@@ -87,3 +87,34 @@ def test_seed_zero_is_taken_from_the_search_and_the_answer_is_what_training_agai
     assert len(list((work / "ray_results").glob("*-confirm-r1/tune_trial_*"))) == len(labels)
     assert f"{2 * len(labels)} trials, {len(labels)} of them the search's own" in reused_out
     assert "the search's own" not in trained_out
+
+
+def test_only_a_search_trial_that_ran_all_its_steps_is_a_confirm_trial_on_seed_zero():
+    """A confirm configuration on seed 0 trains what its search trial trained, unless ASHA
+    stopped that trial early (it trained less) or the trial was rebuilt from Optuna after a
+    resume (no Ray trial, no run to copy); on other seeds nothing is the search's."""
+    from types import SimpleNamespace
+
+    from study.stages.confirm import confirm_configs
+    from study.stages.reuse import search_twins, twin_of
+    from study.tuning.searcher import RecoveredResult
+    from trainables.contract import Key, Report
+
+    def searched(trial: str, lr: float, completed: bool):
+        config = {
+            Key.PHASE: "search", Key.TARGET: "digits", Key.SIZE: 2, Key.SEED: 0,
+            Key.ARCH: "lenet5", Key.STRATEGY: "finetune", Key.FREEZE: 0, Key.LR: lr,
+            Key.OPTUNA_TRIAL: int(trial[-1]),
+        }  # fmt: skip
+        metrics = {Report.BEST_VAL_ACC: lr * 100, Report.COMPLETED: completed, "trial_id": trial}
+        return SimpleNamespace(config=config, metrics=metrics, error=None)
+
+    results = [searched("t1", 0.003, True), searched("t2", 0.004, False)]
+    done = {Report.BEST_VAL_ACC: 0.5, Report.COMPLETED: True}  # and no Ray trial id
+    results.append(RecoveredResult(searched("t3", 0.005, True).config, done))
+    every = confirm_configs(results, seeds=2, candidates=lambda size: 3)
+    twins = search_twins(results)
+    found = {(c[Key.LR], c[Key.SEED]): twin_of(c, twins) for c in every}
+    assert found == {(lr, seed): None for lr in (0.003, 0.004, 0.005) for seed in (0, 1)} | {
+        (0.003, 0): "t1"
+    }

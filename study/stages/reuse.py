@@ -25,8 +25,7 @@ from study.stages.search import SEARCH_SEED
 from study.tracking import client as tracking
 from study.tracking import copies
 from study.tracking.trial_logger import run_name
-from study.tuning.searcher import OBJECTIVE
-from trainables.contract import Key
+from trainables.contract import Key, is_completed
 
 _NOT_THE_TRIAL = (Key.PHASE, Key.CANDIDATE, Key.OPTUNA_TRIAL)  # the driver's bookkeeping
 
@@ -38,12 +37,16 @@ def _trial_of(config: dict) -> str:
 
 
 def search_twins(results) -> dict[str, str]:
-    """What each finished search trial of `results` trained (as `_trial_of` writes it) ->
-    its Ray trial id."""
+    """What each search trial of `results` that ran all its steps trained (as `_trial_of`
+    writes it) -> its Ray trial id. One ASHA stopped early trained less than its confirm
+    trial would, and one rebuilt from Optuna after a resume (study.tuning.searcher's
+    RecoveredResult) names no Ray trial: neither has a twin; theirs train again."""
     return {
         _trial_of(result.config): result.metrics[TRIAL_ID]
         for result in results
-        if not result.error and OBJECTIVE in (result.metrics or {})
+        if not result.error
+        and is_completed(result.metrics or {})
+        and TRIAL_ID in (result.metrics or {})
     }
 
 
