@@ -58,6 +58,9 @@ def twin_of(config: dict, twins: dict[str, str]) -> str | None:
 def reuse_search_runs(ctx: RunContext, configs: list[dict], twins: dict[str, str]) -> list[dict]:
     """Write the confirm run of each of `configs` whose search twin has a finished run, unless
     a driver before a resume wrote it already; returns the configs still to train."""
+    twinned = [(config, trial) for config in configs if (trial := twin_of(config, twins))]
+    if not twinned:  # a later round: no seed 0
+        return configs
     confirm_runs = tracking.child_runs(ctx.client, ctx.parent, phase="confirm")
     copies.delete_unfinished_copies(ctx.client, confirm_runs)
     written = {  # by the search run and the candidate: one search trial may be two
@@ -65,8 +68,7 @@ def reuse_search_runs(ctx: RunContext, configs: list[dict], twins: dict[str, str
         for run in confirm_runs
         if run.info.status == "FINISHED"
     }
-    twinned = [(config, trial) for config in configs if (trial := twin_of(config, twins))]
-    searched = copies.search_runs_by_trial(ctx.client, ctx.parent) if twinned else {}
+    searched = copies.search_runs_by_trial(ctx.client, ctx.parent)
     taken = set()
     for config, trial in twinned:
         source = searched.get(trial)

@@ -14,6 +14,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 from study.stores.signals import store_write
+from study.tracking.client import child_runs
 from study.tracking.names import (
     METRIC_VAL_ACC,
     TAG_CANDIDATE,
@@ -28,8 +29,6 @@ SEARCH_ONLY = (TAG_TRIAL_ID, MLFLOW_RUN_NAME, TAG_PHASE, TAG_CANDIDATE)
 
 def search_runs_by_trial(client: MlflowClient, parent_run_id: str) -> dict[str, object]:
     """The study's finished search runs by their Ray trial id."""
-    from study.tracking.client import child_runs
-
     runs = child_runs(client, parent_run_id, phase="search", status="FINISHED")
     return {run.data.tags.get(TAG_TRIAL_ID): run for run in runs}
 
