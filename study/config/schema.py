@@ -21,6 +21,7 @@ from search_spaces.strategies import list_strategies
 from search_spaces.transfer import Ranges
 from study.config.answer import AnswerConfig
 from study.config.base import Strict
+from study.config.resources import ResourcesConfig
 from study.config.size_buckets import CandidateBucket, StepBucket, check_last_open, for_size
 from study.config.target import TargetConfig, name_clash
 from study.errors import ConfigError
@@ -151,13 +152,6 @@ class SearchConfig(Strict):
             knn_k=self.knn_k.pair(),
             layer_decay=self.layer_decay.pair() if self.layer_decay else None,
         )
-
-
-class ResourcesConfig(Strict):
-    cpu_per_trial: Positive = 1
-    gpu_per_trial: float = Field(0, ge=0)
-    max_concurrent_trials: int | None = Field(None, ge=1)
-    num_cpus: int | None = Field(None, ge=1, description="local Ray runtime size (None: all)")
 
 
 class FaultToleranceConfig(Strict):

@@ -145,11 +145,7 @@ def _size(resources: dict) -> float:
 
 def node_slots(group: NodeGroup, config: StudyConfig) -> int:
     """Trials one node of `group` holds at once."""
-    cpu, gpu = config.resources.cpu_per_trial, config.resources.gpu_per_trial
-    slots = int(group.cpu // cpu)
-    if gpu > 0:
-        slots = min(slots, int(group.gpu // gpu + 1e-9))
-    return max(0, slots)
+    return config.resources.trials_held(group.cpu, group.gpu)
 
 
 def trial_slots(config: StudyConfig, where: Where) -> int:

@@ -21,7 +21,6 @@ from ray.tune.result import TRIAL_ID  # the Ray trial id in each result
 
 from search_spaces.strategies import strategy_label
 from study.stages.context import RunContext
-from study.stages.search import SEARCH_SEED
 from study.tracking import client as tracking
 from study.tracking import copies
 from study.tracking.trial_logger import run_name
@@ -51,8 +50,9 @@ def search_twins(results) -> dict[str, str]:
 
 
 def twin_of(config: dict, twins: dict[str, str]) -> str | None:
-    """The Ray id of the search trial that trained what confirm `config` trains, if any."""
-    return twins.get(_trial_of(config)) if config[Key.SEED] == SEARCH_SEED else None
+    """The Ray id of the search trial that trained what confirm `config` trains, if any:
+    only on the search's seed (the seed is part of what a trial trains)."""
+    return twins.get(_trial_of(config))
 
 
 def reuse_search_runs(ctx: RunContext, configs: list[dict], twins: dict[str, str]) -> list[dict]:

@@ -80,10 +80,7 @@ def trial_slots(config: StudyConfig) -> int:
     if config.resources.max_concurrent_trials:
         return config.resources.max_concurrent_trials
     have = ray.cluster_resources()
-    slots = int(have.get("CPU", 1) // config.resources.cpu_per_trial)
-    if config.resources.gpu_per_trial > 0:
-        slots = min(slots, int(have.get("GPU", 0) // config.resources.gpu_per_trial + 1e-9))
-    return max(1, slots)
+    return max(1, config.resources.trials_held(have.get("CPU", 1), have.get("GPU", 0)))
 
 
 class DropFinishedCheckpoints(tune.Callback):
