@@ -23,11 +23,13 @@ the trials spent over the fixed design's (every contender on every seed of the l
 and the median seeds needed of the undecided.
 
     python bench/decision_errors.py [--studies N] [--quick] [--paired-sd 0.025,0.008]
-        [--pooled] [--looks 3,5,8/3,5,8,12] [--margins 0.02,0.01] [--unequal 2]
+        [--pooled] [--looks 3,5,8/3,5,8,12] [--margins 0.02,0.01] [--unequal 2] [--futility 5]
 
 --pooled: Looks(pooled=True), the noise pooled over every accuracy of the race (pooled.py);
 --unequal F: every odd contender's own noise F times the others' (what pooling costs when
-the contenders' noise differs: a pooled SE too small for the noisy pairs).
+the contenders' noise differs: a pooled SE too small for the noisy pairs); --futility F: a
+race whose seeds needed exceed F x its last look's stops (study.answer.looks), its best alone
+running on: the same races are drawn with any F, so two runs compare decided shares paired.
 
 Ends with the ratio line of the other benchmarks (bench/common.py's format, written here:
 importing bench.common would import torch): the worst error rate less 2 SE, against alpha.
@@ -49,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 
 from study.answer import decision
+from study.answer.looks import SPENDING, Looks
 
 BASE = 0.6
 TRUTHS = ("all equal", "one better", "boundary", "two tied", "spread")
@@ -116,7 +119,7 @@ class Tally:
         return p, math.sqrt(p * (1 - p) / self.studies)
 
 
-def one_race(rng, means, looks: decision.Looks, margin: float, noise: Noise):
+def one_race(rng, means, looks: Looks, margin: float, noise: Noise):
     """A synthetic (target, size) raced: accuracies drawn for every seed up front."""
     seeds = looks.seeds[-1]
     scale = np.where(np.arange(len(means)) % 2 == 1, noise.unequal, 1.0)[:, None]
@@ -167,13 +170,16 @@ def main(argv: list[str] | None = None) -> int:
         "--paired-sd", default="0.025,0.008", help="paired SDs to run, comma-separated"
     )
     parser.add_argument("--subset-sd", type=float, default=Noise.subset_sd)
-    parser.add_argument("--spending", default="obrien-fleming", choices=decision.SPENDING)
+    parser.add_argument("--spending", default="obrien-fleming", choices=SPENDING)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--pooled", action="store_true", help="pool the noise (pooled.py)")
     parser.add_argument("--looks", default="2,3,5/3,5,8", help="look plans, /-separated")
     parser.add_argument("--margins", default="0.02,0.01", help="margins, comma-separated")
     parser.add_argument("--truths", default=",".join(TRUTHS), help="truths, comma-separated")
     parser.add_argument("--unequal", type=float, default=1.0, help="odd contenders' noise x")
+    parser.add_argument(
+        "--futility", type=float, default=0.0, help="stop a race likely undecided (0: never)"
+    )
     args = parser.parse_args(argv)
     studies = 20 if args.quick else args.studies
     rng = np.random.default_rng(args.seed)
@@ -197,7 +203,7 @@ def run_noise(args, studies: int, noise: Noise, rng) -> float:
     worst = 0.0
     plans = [tuple(int(n) for n in plan.split(",")) for plan in args.looks.split("/")]
     for seeds in plans:
-        looks = decision.Looks(seeds, spending=args.spending, pooled=args.pooled)
+        looks = Looks(seeds, spending=args.spending, pooled=args.pooled, futility=args.futility)
         for margin in (float(m) for m in args.margins.split(",")):
             levels = ", ".join(f"{looks.level(k):.4f}" for k in range(len(seeds)))
             print(f"\nlooks {seeds} (alpha per look {levels}), margin {margin}")

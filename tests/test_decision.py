@@ -17,11 +17,11 @@ from study.answer.decision import (
     UNDECIDED,
     Decision,
     Diff,
-    Looks,
     decide,
     levels,
     race,
 )
+from study.answer.looks import Looks
 from study.answer.pooled import residual_variance
 
 
@@ -155,6 +155,43 @@ def test_a_race_stops_once_decided_and_spends_fewer_trials():
     assert result.decision.verdict == CLEAR_WINNER and result.decision.best == "best"
     assert result.trials < result.fixed_trials == 60
     assert len(result.drops) == result.decision.look + 1
+
+
+@pytest.mark.parametrize(
+    "look, seeds, needed, futile",
+    [
+        (0, 2, 26, True),  # over 5 x the last look's 5 seeds
+        (0, 2, 25, False),  # 5 x 5: the last look may still decide
+        (0, 2, None, True),  # beyond CAP, or never
+        (1, 3, 40, True),
+        (2, 5, 40, False),  # the last look: nothing left to stop
+        (0, 1, None, False),  # one seed: no paired test ran, nothing is known
+    ],
+)
+def test_racing_on_is_futile_only_before_the_last_look_and_past_the_factor(
+    look, seeds, needed, futile
+):
+    assert Looks((2, 3, 5), futility=5).futile(look, seeds, needed) is futile
+    assert Looks((2, 3, 5)).futile(look, seeds, needed) is False  # 0: never
+
+
+def test_a_futile_race_stops_at_once_and_only_its_best_runs_the_remaining_seeds():
+    means = {f"c{i}": 0.80 - 0.002 * i for i in range(6)}  # 1 point apart in all
+    rng = np.random.default_rng(5)
+    noise = {(c, s): rng.normal(0, 0.2) for c in means for s in range(5)}  # 20 points
+    draw = lambda c, s: means[c] + noise[c, s]  # noqa: E731
+    hopeless = race(draw, list(means), Looks((2, 3, 5), futility=5), 0.02)
+    final = hopeless.decision
+    assert final.verdict == UNDECIDED and final.futile and final.look == 0
+    assert final.seeds_needed is None or final.seeds_needed > 5 * 5
+    assert hopeless.trials == 6 * 2 + (5 - 2)  # every contender on 2 seeds, its best on 5
+    raced = race(draw, list(means), Looks((2, 3, 5)), 0.02)
+    assert not raced.decision.futile and raced.trials > hopeless.trials
+
+
+def test_a_negative_futility_factor_is_refused():
+    with pytest.raises(ValueError, match="futility"):
+        Looks((2, 3), futility=-1)
 
 
 def equivalent(group, best, survivors=(), drops=()) -> Decision:
@@ -304,3 +341,24 @@ def test_pooled_simulated_error_rates_stay_within_alpha(truth, paired_sd):
         assert rate <= 0.05 + 3 * max(se, math.sqrt(0.05 * 0.95 / tally.studies))
     if truth == "one better":  # the power pooling buys: the best recommended on <= 12 seeds
         assert tally.recommended_ok >= 0.9 * tally.studies
+
+
+@pytest.mark.parametrize("truth", ["all equal", "one better", "spread"])
+def test_futility_stops_the_races_that_cannot_decide_and_few_that_would(truth):
+    """The defaults' rules with and without futility on the same simulated races (the draws
+    are made before racing): the decided share is the same within a few races, no error rate
+    rises over alpha, and where the races cannot decide (all equal within 1 point at the
+    1-per-class noise) futility saves a third of the trials or more."""
+    tallies = {}
+    for futility in (0, 5):
+        looks = Looks((2, 3, 5), spending="bonferroni", pooled=True, futility=futility)
+        rng = np.random.default_rng(9)
+        tallies[futility] = simulate(truth, looks, 0.01, 200, rng, contenders=20, noise=Noise())
+    off, on = tallies[0], tallies[5]
+    decided = {f: t.studies - t.verdicts.get(UNDECIDED, 0) for f, t in tallies.items()}
+    assert decided[5] >= decided[0] - 4 and on.trials <= off.trials
+    for count in (on.wrong_winner, on.wrong_equivalent):
+        rate, se = on.rate(count)
+        assert rate <= 0.05 + 3 * max(se, math.sqrt(0.05 * 0.95 / on.studies))
+    if truth == "all equal":
+        assert on.trials <= 2 / 3 * off.trials

@@ -211,3 +211,50 @@ def test_the_verdict_counts_the_group_not_every_contender_still_in():
     assert race.group == ("lenet5 finetune #1", "lenet5 freeze-4 #1")
     assert verdict_text(answer[0]) == "equivalent within 2 points (2 labels)"
     assert race.recommendation == "lenet5 freeze-4"
+
+
+def test_a_race_that_cannot_decide_races_no_further_and_its_best_runs_every_seed():
+    """Labels a point apart with paired noise of 20 points: after look 1 the seeds likely to
+    decide are far over 5 x the 8 the race has; it stops there, undecided, and only its best
+    label (both its candidates) runs looks 2-4 (the rounds count those trials, drop
+    nothing); the answer says why."""
+    from study.stages.confirm import contender_of, round_configs
+    from trainables.contract import Key
+
+    rules = RaceRules(RULES.looks, RULES.margins, futility=5)
+    means = {"finetune": 0.80, "freeze-2": 0.795, "freeze-4": 0.79, "linear-probe": 0.785}
+    rows = rows_of(means, seeds=8, sd=0.2, seed=3)
+    survivors = tuple(sorted(contender(r) for r in rows[::8]))
+    best = replay(rows, "digits", "1", rules, 1).race.best
+    rows += [  # the best label's 2nd candidate: it runs on with the 1st, the others stop
+        {**r, "candidate": 2, "val_acc": r["val_acc"] - 0.001}
+        for r in rows
+        if f"lenet5 {r['strategy']}" == best
+    ]
+    ran = [r for r in rows if r["seed"] < 2 or f"lenet5 {r['strategy']}" == best]
+    state = replay(ran, "digits", "1", rules, 4)
+    race = state.race
+    assert race.verdict == UNDECIDED and race.futile and race.recommendation is None
+    assert (
+        "raced no further" in race.reason and f"{best}, the best by mean, ran all 8" in race.reason
+    )
+    assert race.survivors == tuple(sorted({*survivors, f"{best} #2"}))  # none dropped
+    assert [(r.seeds, r.trials, r.dropped) for r in race.rounds[1:]] == [
+        (3, 2, ()),
+        (5, 4, ()),
+        (8, 6, ()),
+    ]
+    assert race.trials == len(ran) and state.alive == {f"{best} #1", f"{best} #2"}
+    assert state.futile and not state.decided
+    every = [
+        {Key.TARGET: "digits", Key.SIZE: 1, Key.ARCH: "lenet5", Key.STRATEGY: strategy,
+         Key.FREEZE: 0, Key.CANDIDATE: 1, Key.SEED: seed}
+        for strategy in ("finetune", "linear-probe", "scratch") for seed in range(8)
+    ]  # fmt: skip
+    state.alive = {"lenet5 linear-probe #1"}  # the best by mean, were it linear-probe
+    on = round_configs(every, {("digits", "1"): state}, rules, 2)
+    assert {contender_of(c) for c in on} == {"lenet5 linear-probe #1", "lenet5 scratch #1"}
+    assert RaceRules.from_json(rules.to_json()) == rules
+    old = json.loads(rules.to_json())
+    del old["futility"]  # a study logged before futility stopping: it raced to the end
+    assert RaceRules.from_json(json.dumps(old)).futility == 0

@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from study.answer.decision import CAP, CLEAR_WINNER, UNDECIDED, Decision
+from study.answer.decision import CLEAR_WINNER, UNDECIDED, Decision
+from study.answer.looks import CAP
 
 
 def points(margin: float) -> str:

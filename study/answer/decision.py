@@ -2,7 +2,8 @@
 within the margin of the best, or undecided with the seeds likely to decide (the
 recommendation: study.answer.choose). Paired over seeds (seed s: one training subset for all).
 `race`: at each look (Looks: cumulative seeds) every contender still in gets its seeds, then
-`decide` drops those shown worse than the best by mean and gives the verdict; stop once decided.
+`decide` drops those shown worse than the best by mean and gives the verdict; stop once decided
+or futile (Looks.futile: likely undecided even at the last look).
 
 Repeated looks: Looks.level(k) is the increment at look k of a Lan-DeMets spending function of
 t = n_k / n_max, O'Brien-Fleming-like by default (2 - 2 Phi(z_{1-alpha/2} / sqrt t): little
@@ -44,14 +45,13 @@ from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from statistics import NormalDist
 
 from study.answer import pooled as pooling
+from study.answer.looks import CAP, Looks
 
 CLEAR_WINNER, EQUIVALENT, UNDECIDED = "clear winner", "equivalent", "undecided"
-SPENDING = ("obrien-fleming", "bonferroni")
 SHARES = {"drop": 0.25, "winner": 0.25, "equivalent": 0.75}  # of each look's level
-CAP, NO_SPREAD = 1000, 1e-9  # seeds_needed None beyond CAP; an SD <= NO_SPREAD is none
+NO_SPREAD = 1e-9  # an SD <= NO_SPREAD is none
 PerSeed = dict[int, float]
 
 
@@ -61,36 +61,6 @@ def _t_table(level: float) -> tuple[float, ...]:
     from scipy.stats import t
 
     return (math.inf, *(float(q) for q in t.isf(level, range(1, CAP + 1))))
-
-
-@dataclass(frozen=True)
-class Looks:
-    """The planned looks: cumulative seeds per contender, and the alpha spent at each."""
-
-    seeds: tuple[int, ...]
-    alpha: float = 0.05
-    spending: str = "obrien-fleming"
-    pooled: bool = False  # pool the noise over every contender and seed (pooled.py)
-
-    def __post_init__(self):
-        steps = zip(self.seeds, self.seeds[1:], strict=False)
-        if not self.seeds or self.seeds[0] < 2 or any(b <= a for a, b in steps):
-            raise ValueError(f"looks {self.seeds}: strictly increasing seeds, 2 at least")
-        if not 0 < self.alpha < 1 or self.spending not in SPENDING:
-            raise ValueError(f"alpha {self.alpha} not in (0, 1) or spending not in {SPENDING}")
-
-    def spent(self, k: int) -> float:
-        """The alpha spent by the end of look k (0-based): alpha at the last look."""
-        if k >= len(self.seeds) - 1:
-            return self.alpha
-        if self.spending == "bonferroni":
-            return self.alpha * (k + 1) / len(self.seeds)
-        z = NormalDist().inv_cdf(1 - self.alpha / 2)  # 2 - 2 Phi(x) = erfc(x / sqrt 2)
-        return min(self.alpha, math.erfc(z / math.sqrt(2 * self.seeds[k] / self.seeds[-1])))
-
-    def level(self, k: int) -> float:
-        """The alpha spent at look k alone; the levels of all looks sum to alpha."""
-        return self.spent(k) - (self.spent(k - 1) if k > 0 else 0.0)
 
 
 @dataclass(frozen=True)
@@ -173,6 +143,7 @@ class Decision:
     margin: float
     seeds_needed: int | None = None
     group: tuple[str, ...] = ()
+    futile: bool = False  # undecided, and likely so at the last look: raced no further
 
 
 def levels(looks: Looks, look: int, contenders: int) -> dict[str, float]:
@@ -264,7 +235,8 @@ def decide(
         return Decision(EQUIVALENT, group=group, **facts)
     last = levels(looks, len(looks.seeds) - 1, len(per_seed))
     needed = _seeds_needed(common, best, survivors, means, last, margin, pool)
-    return Decision(UNDECIDED, seeds_needed=needed, **facts)
+    futile = looks.futile(look, len(seeds), needed)
+    return Decision(UNDECIDED, seeds_needed=needed, futile=futile, **facts)
 
 
 @dataclass(frozen=True)
@@ -281,7 +253,9 @@ def race(
     draw: Callable[[str, int], float], contenders: list[str], looks: Looks, margin: float
 ) -> RaceResult:
     """Race `contenders` (the confirm phase's reference): at look k every one still in gets
-    seeds up to looks.seeds[k] (`draw(contender, seed)`: test accuracy), then `decide`."""
+    seeds up to looks.seeds[k] (`draw(contender, seed)`: test accuracy), then `decide`;
+    a futile race stops, and only its best by mean gets the remaining seeds (the answer's
+    accuracy on every seed; the confirm phase's references too)."""
     per_seed: dict[str, PerSeed] = {c: {} for c in contenders}
     alive, drops, trials, done = set(contenders), [], 0, 0
     for look, upto in enumerate(looks.seeds):
@@ -291,6 +265,8 @@ def race(
         decision = decide(per_seed, alive, look, looks, margin)
         drops.append(decision.drops)
         alive = set(decision.survivors)
-        if decision.verdict != UNDECIDED:
+        if decision.futile:
+            trials += looks.seeds[-1] - done
+        if decision.verdict != UNDECIDED or decision.futile:
             break
     return RaceResult(decision, tuple(drops), trials, len(contenders) * looks.seeds[-1])

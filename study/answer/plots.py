@@ -42,7 +42,8 @@ BAND_SEEDS = 3  # fewer: a t interval (on 2 seeds, 12.7 SEs wide) would cover th
 
 def _band(axes, xs, entries: list[Entry], label, **style) -> None:
     """A line of mean test accuracies with its 95% band, clipped to [0, 1], where a point has
-    BAND_SEEDS seeds or more; a point on fewer (a label the race dropped early) is hollow."""
+    BAND_SEEDS seeds or more; a point on fewer (a label the race dropped early, or one still
+    in a race that raced no further) is hollow."""
     means = [e.test_acc for e in entries]
     (line,) = axes.plot(xs, means, marker="o", label=label, **style)
     banded = [e.ci95 is not None and e.seeds >= BAND_SEEDS for e in entries]

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from study.answer.choose import Candidate, recommend
-from study.answer.decision import UNDECIDED, Looks, decide
+from study.answer.decision import UNDECIDED, decide
+from study.answer.looks import Looks
 from study.answer.race_result import Race, Round
 from trainables.contract import config_size
 
@@ -42,6 +43,7 @@ class RaceRules:
     alpha: float = 0.05
     spending: str = "bonferroni"
     pooled: bool = True
+    futility: float = 0.0  # a study logged before futility stopping raced to its last look
 
     @classmethod
     def of(cls, config) -> RaceRules:
@@ -51,12 +53,14 @@ class RaceRules:
         margins = defaultdict(dict)
         for target, size in config.target_sizes():
             margins[target.key][str(config_size(size))] = answer.margin_for(size)
-        return cls(looks, dict(margins), answer.alpha, answer.spending, answer.pooled)
+        rules = (answer.alpha, answer.spending, answer.pooled, answer.futility)
+        return cls(looks, dict(margins), *rules)
 
     def to_json(self) -> str:
         return json.dumps(
             {"looks": {t: list(v) for t, v in self.looks.items()}, "margins": self.margins}
             | {"alpha": self.alpha, "spending": self.spending, "pooled": self.pooled}
+            | {"futility": self.futility}
         )
 
     @classmethod
@@ -67,12 +71,16 @@ class RaceRules:
 
     def planned(self, target: str) -> Looks:
         seeds = self.looks[target]  # one seed: no paired test (decide says undecided)
-        return Looks(seeds if seeds[0] >= 2 else (2,), self.alpha, self.spending, self.pooled)
+        seeds = seeds if seeds[0] >= 2 else (2,)
+        return Looks(seeds, self.alpha, self.spending, self.pooled, self.futility)
 
 
 @dataclass
 class RaceState:
-    """A race after the looks it has had: the contenders still in, the decision, rounds."""
+    """A race after the looks it has had: the contenders still in, the decision, rounds.
+    A futile race (study.answer.looks.Looks.futile) is not decided: it races no further,
+    and only the label of its best by mean (`alive`: its candidates still in) and the
+    references run its later looks."""
 
     alive: set[str]
     race: Race | None = None
@@ -85,6 +93,10 @@ class RaceState:
     @property
     def decided(self) -> bool:
         return self.race is not None and self.race.verdict != UNDECIDED
+
+    @property
+    def futile(self) -> bool:
+        return self.race is not None and self.race.futile
 
 
 def replay(rows: list[dict], target: str, size: str, rules: RaceRules, upto: int) -> RaceState:
@@ -104,15 +116,22 @@ def replay(rows: list[dict], target: str, size: str, rules: RaceRules, upto: int
     for look, cumulative in enumerate(rules.looks[target][:upto]):
         if not any(done <= s < cumulative for c in state.alive for s in per_seed[c]):
             break
+        trials = sum(done <= s < cumulative for accs in per_seed.values() for s in accs)
+        if state.futile:  # the best label and the references on later seeds; nothing decided
+            state.rounds.append(Round(look + 1, cumulative, trials, ()))
+            state.race, done = replace(state.race, rounds=tuple(state.rounds)), cumulative
+            continue
         view = {
             c: {s: v for s, v in accs.items() if s < cumulative} for c, accs in per_seed.items()
         }
         decision = decide(view, state.alive, look, looks, margin)
         dropped = tuple((d.name, d.reason) for d in decision.drops)
-        trials = sum(done <= s < cumulative for accs in per_seed.values() for s in accs)
         state.rounds.append(Round(look + 1, cumulative, trials, dropped))
         state.alive, done = set(decision.survivors), cumulative
-        state.race = _race(decision, state.rounds, rules.alpha, _candidates(costs))
+        state.race = _race(decision, state.rounds, looks, _candidates(costs))
+        if state.futile:  # the answer picks among a label's candidates on every seed
+            leader = entry_name(decision.best)
+            state.alive = {c for c in decision.survivors if entry_name(c) == leader}
         if state.decided:
             break
     return state
@@ -127,13 +146,18 @@ def _candidates(costs: dict[str, list[tuple[float, float | None]]]) -> list[Cand
     return out
 
 
-def _race(decision, rounds: list[Round], alpha: float, candidates: list[Candidate]) -> Race:
+def _race(decision, rounds: list[Round], looks: Looks, candidates: list[Candidate]) -> Race:
     pick, reason = recommend(candidates, decision, shown=entry_name)  # the label, not `#1`
+    if decision.futile:
+        reason += (
+            f", over {looks.futility:g} x the {looks.seeds[-1]} it has: raced no further"
+            f" ({entry_name(decision.best)}, the best by mean, ran all {looks.seeds[-1]})"
+        )
     return Race(
         verdict=decision.verdict,
         metric=METRIC,
         margin=decision.margin,
-        alpha=alpha,
+        alpha=looks.alpha,
         best=entry_name(decision.best),
         survivors=tuple(decision.survivors),
         group=tuple(decision.group),
@@ -141,6 +165,7 @@ def _race(decision, rounds: list[Round], alpha: float, candidates: list[Candidat
         reason=reason,
         seeds_needed=decision.seeds_needed,
         rounds=tuple(rounds),
+        stopped_at=decision.look + 1 if decision.futile else 0,
     )
 
 

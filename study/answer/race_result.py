@@ -40,6 +40,12 @@ class Race:
     seeds_needed: int | None
     rounds: tuple[Round, ...]
     group: tuple[str, ...] = ()  # contenders, as survivors; () when undecided
+    stopped_at: int = 0  # the look (1-based) after which a futile race raced no further
+
+    @property
+    def futile(self) -> bool:
+        """Undecided, and likely so at its last look: it raced no further."""
+        return self.stopped_at > 0
 
     @property
     def trials(self) -> int:
@@ -57,6 +63,7 @@ class Race:
             "recommendation": self.recommendation,
             "reason": self.reason,
             "seeds_needed": self.seeds_needed,
+            "stopped_at": self.stopped_at or None,
             "trials": self.trials,
             "rounds": [r.to_dict() for r in self.rounds],
         }

@@ -25,7 +25,7 @@ def verdict_text(item: SizeResult) -> str:
         )
     if race.verdict == "undecided":
         more = f"about {race.seeds_needed} seeds" if race.seeds_needed else "many more seeds"
-        return f"undecided ({more} would likely decide)"
+        return f"undecided ({more} would likely decide{'; raced no further' * race.futile})"
     return race.verdict
 
 
@@ -69,15 +69,21 @@ def recommendation_lines(answer: Answer, several_targets: bool | None = None) ->
     ]
 
 
+def _round(race, done) -> str:
+    if race.futile and done.look > race.stopped_at:  # raced no further: nothing to drop
+        return f"{done.trials} trials, its best label and the references alone"
+    return f"{done.trials} trials, {len(done.dropped)} out"
+
+
 def budget_lines(answer: Answer) -> list[str]:
     """Per (target, size) the confirm race's rounds: seeds, trials, who went out."""
     lines = []
     for item in answer:
         if item.race is None:
             continue
+        race = item.race
         rounds = "; ".join(
-            f"look {r.look} at {r.seeds} seeds: {r.trials} trials, {len(r.dropped)} out"
-            for r in item.race.rounds
+            f"look {r.look} at {r.seeds} seeds: {_round(race, r)}" for r in race.rounds
         )
-        lines.append(f"{item.target}, {item.size} per class: {item.race.trials} trials ({rounds})")
+        lines.append(f"{item.target}, {item.size} per class: {race.trials} trials ({rounds})")
     return lines

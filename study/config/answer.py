@@ -39,6 +39,13 @@ class AnswerConfig(Strict):
         "bonferroni", description="how alpha is spread over the looks"
     )
     pooled: bool = Field(True, description="the paired noise pooled over a race's contenders")
+    # A race whose seeds likely to decide (at the last look's level, from the paired means
+    # and noise so far) exceed this many times the seeds it has races no further: the label
+    # of its best by mean (its candidates still in) and the from-scratch references alone
+    # run the rest, for the answer's accuracies and pretraining's worth. 5: simulated races
+    # (bench/decision_errors.py --futility 5) decided as often as with none, within a
+    # point, and those that could not decide spent about half the trials. 0: never.
+    futility: float = Field(5.0, ge=0, description="stop racing when hopeless (0: never)")
     reuse_search_runs: bool = Field(
         True,
         description="seed 0's confirm run of a configuration is its search trial (the same "

@@ -179,6 +179,19 @@ def run_confirm(ctx: RunContext, results: list) -> None:
         _after_round(ctx, states, look)
 
 
+def _standing(state: RaceState) -> str:
+    race = state.race
+    if state.decided:
+        return f"{len(state.alive)} in; {race.verdict}: {race.recommendation}"
+    if state.futile:
+        needed = f"about {race.seeds_needed}" if race.seeds_needed else "too many"
+        return (
+            f"{len(race.survivors)} in; undecided, {needed} seeds would likely decide: "
+            f"raced no further, {race.best} alone runs on"
+        )
+    return f"{len(state.alive)} in; racing on"
+
+
 def looks_text(rules: RaceRules) -> str:
     return " / ".join(sorted({"-".join(map(str, seeds)) for seeds in rules.looks.values()}))
 
@@ -217,13 +230,6 @@ def _after_round(ctx: RunContext, states: dict, look: int) -> None:
         for name, reason in this[0].dropped:
             dropped[(target, size, name)] = (look + 1, reason)
         where = f"{target} " if ctx.config.several_targets() else ""
-        ctx.log(
-            f"  {where}{size} per class: {len(this[0].dropped)} out, {len(state.alive)} in; "
-            + (
-                f"{state.race.verdict}: {state.race.recommendation}"
-                if state.decided
-                else "racing on"
-            )
-        )
+        ctx.log(f"  {where}{size} per class: {len(this[0].dropped)} out, {_standing(state)}")
     if dropped:
         tracking.tag_dropped(ctx.client, ctx.parent, dropped)
