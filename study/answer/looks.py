@@ -1,9 +1,8 @@
 """The planned looks of a confirm race (study.answer.decision): the cumulative seeds per
 contender at each, the alpha each look spends, and when racing on is futile.
 
-Looks.level(k) is the increment at look k of a Lan-DeMets spending function of
-t = n_k / n_max: O'Brien-Fleming-like (2 - 2 Phi(z_{1-alpha/2} / sqrt t): little early) or
-Bonferroni (alpha / K); decision.py's module doc says how a look's level is shared out.
+The spending functions, and how a look's level is shared out among the tests: decision.py's
+module doc.
 
 Futility: a look whose race is undecided, and whose seeds likely to decide (at the last
 look's level, decision._seeds_needed) exceed `futility` x the last look's seeds, ends the race

@@ -25,7 +25,8 @@ def verdict_text(item: SizeResult) -> str:
         )
     if race.verdict == "undecided":
         more = f"about {race.seeds_needed} seeds" if race.seeds_needed else "many more seeds"
-        return f"undecided ({more} would likely decide{'; raced no further' * race.futile})"
+        stopped = "; raced no further" if race.futile else ""
+        return f"undecided ({more} would likely decide{stopped})"
     return race.verdict
 
 

@@ -183,11 +183,16 @@ def _standing(state: RaceState) -> str:
     race = state.race
     if state.decided:
         return f"{len(state.alive)} in; {race.verdict}: {race.recommendation}"
-    if state.futile:
+    if state.futile:  # the estimate is said once, at the look that stopped the race
         needed = f"about {race.seeds_needed}" if race.seeds_needed else "too many"
+        why = (
+            f"{needed} seeds would likely decide: "
+            if race.rounds[-1].look == race.stopped_at
+            else ""
+        )
         return (
-            f"{len(race.survivors)} in; undecided, {needed} seeds would likely decide: "
-            f"raced no further, {race.best} alone runs on"
+            f"{len(race.survivors)} in; undecided, {why}raced no further, "
+            f"only {race.best} and the references run on"
         )
     return f"{len(state.alive)} in; racing on"
 
