@@ -14,7 +14,9 @@ test set. Per (looks, margin), the truths:
 - spread: contender i at -i points (a real study's spread): what racing saves
 
 A wrong clear winner: one that is not strictly the best; a wrong equivalent: a member of the
-decision's group at least the margin below the best (the boundary counts). Each rate with
+decision's group at least the margin below the best (the boundary counts); a wrong margin
+shown: an undecided race's contender more than the margin it is shown within (decision.
+Decision.shown_within) below the best. Each rate with
 its binomial SE and "ok" when <= alpha + 2 SE (else OVER); then each verdict's rate; "rec ok":
 the share of races with a recommendation within the margin of the truly best (the clear
 winner, or the group's cheapest, the contender's index its cost: the highest index the
@@ -89,6 +91,7 @@ class Tally:
     verdicts: dict[str, int] = field(default_factory=dict)
     wrong_winner: int = 0
     wrong_equivalent: int = 0
+    wrong_shown: int = 0  # undecided: the margin shown too small for its contender
     recommended_ok: int = 0  # a recommendation within the margin of the truly best
     trials: int = 0
     fixed_trials: int = 0
@@ -108,6 +111,9 @@ class Tally:
         if final.verdict != decision.UNDECIDED:  # the highest index is the cheapest
             pick = final.best if final.verdict == decision.CLEAR_WINNER else max(final.group)
             self.recommended_ok += means.max() - mean_of[pick] < margin - 1e-12
+        if final.shown_within is not None:
+            name, shown = final.shown_within
+            self.wrong_shown += means.max() - mean_of[name] > shown + 1e-12
         if final.verdict == decision.UNDECIDED and final.seeds_needed is not None:
             self.seeds_needed.append(final.seeds_needed)
         self.trials += result.trials
@@ -143,7 +149,7 @@ def simulate(truth, looks, margin, studies, rng, contenders=20, noise=Noise()) -
 def row(truth: str, tally: Tally, alpha: float) -> tuple[str, float]:
     """One truth's line, and its worse error rate less 2 SE (ok: <= alpha)."""
     cells, worst = [], 0.0
-    for count in (tally.wrong_winner, tally.wrong_equivalent):
+    for count in (tally.wrong_winner, tally.wrong_equivalent, tally.wrong_shown):
         p, se = tally.rate(count)
         ok = "ok" if p <= alpha + 2 * se else "OVER"
         cells.append(f"{p:6.3f} ±{se:.3f} {ok:4}")
@@ -154,7 +160,7 @@ def row(truth: str, tally: Tally, alpha: float) -> tuple[str, float]:
     )
     needed = f"{statistics.median(tally.seeds_needed):6.0f}" if tally.seeds_needed else "     -"
     line = (
-        f"  {truth:11} {cells[0]}  {cells[1]}  {shares}  "
+        f"  {truth:11} {cells[0]}  {cells[1]}  {cells[2]}  {shares}  "
         f"{tally.recommended_ok / tally.studies:6.2f}  "
         f"{tally.trials / tally.fixed_trials:6.3f}  {needed}"
     )
@@ -208,7 +214,7 @@ def run_noise(args, studies: int, noise: Noise, rng) -> float:
             levels = ", ".join(f"{looks.level(k):.4f}" for k in range(len(seeds)))
             print(f"\nlooks {seeds} (alpha per look {levels}), margin {margin}")
             print(
-                "  truth       wrong winner          wrong equivalent      "
+                "  truth       wrong winner          wrong equivalent      wrong margin shown    "
                 "  win   eqv   und  rec ok  trials  seeds needed"
             )
             for truth in args.truths.split(","):

@@ -147,6 +147,26 @@ def test_undecided_says_how_many_seeds_would_likely_decide_or_none():
     assert "over 1000 seeds" in recommend([], decision)[1]
 
 
+@pytest.mark.parametrize("pooled", [False, True])
+def test_an_undecided_look_shows_the_margin_it_would_have_decided_at(pooled):
+    """The margin shown is the least margin at which the same look says equivalent, with its
+    contender in the group: a hair above it decides, a hair below it does not."""
+    rng = np.random.default_rng(10)
+    shared = rng.normal(0, 0.035, 5)
+    per_seed = {f"c{i}": accuracies(0.80 - 0.005 * i, 5, 0.02, rng, shared) for i in range(6)}
+    per_seed["low"] = accuracies(0.50, 5, 0.02, rng, shared)  # dropped: not in the claim
+    looks, alive = Looks((2, 3, 5), pooled=pooled), set(per_seed)
+    undecided = decide(per_seed, alive, 2, looks, margin=0.002)
+    assert undecided.verdict == UNDECIDED and "low" not in undecided.survivors
+    name, shown = undecided.shown_within
+    assert name in undecided.survivors and shown > 0.002
+    above = decide(per_seed, alive, 2, looks, margin=shown + 1e-6)
+    assert above.verdict == EQUIVALENT and name in above.group
+    below = decide(per_seed, alive, 2, looks, margin=shown - 1e-6)
+    assert below.verdict == UNDECIDED and below.shown_within == undecided.shown_within
+    assert decide(per_seed, alive, 2, looks, margin=0.001).shown_within == (name, shown)
+
+
 def test_a_race_stops_once_decided_and_spends_fewer_trials():
     means = {"best": 0.9, "mid": 0.6, "low": 0.3}
     rng = np.random.default_rng(4)
@@ -295,7 +315,7 @@ def test_simulated_error_rates_stay_within_alpha(truth, paired_sd):
     rng = np.random.default_rng(5)
     noise = Noise(paired_sd=paired_sd)
     tally = simulate(truth, Looks((3, 5, 8)), 0.02, 150, rng, contenders=20, noise=noise)
-    for count in (tally.wrong_winner, tally.wrong_equivalent):
+    for count in (tally.wrong_winner, tally.wrong_equivalent, tally.wrong_shown):
         rate, se = tally.rate(count)
         assert rate <= 0.05 + 3 * max(se, math.sqrt(0.05 * 0.95 / tally.studies))
     assert tally.trials <= tally.fixed_trials
@@ -336,7 +356,7 @@ def test_pooled_simulated_error_rates_stay_within_alpha(truth, paired_sd):
     rng = np.random.default_rng(8)
     looks = Looks((3, 5, 8, 12), pooled=True)
     tally = simulate(truth, looks, 0.02, 300, rng, contenders=20, noise=Noise(paired_sd=paired_sd))
-    for count in (tally.wrong_winner, tally.wrong_equivalent):
+    for count in (tally.wrong_winner, tally.wrong_equivalent, tally.wrong_shown):
         rate, se = tally.rate(count)
         assert rate <= 0.05 + 3 * max(se, math.sqrt(0.05 * 0.95 / tally.studies))
     if truth == "one better":  # the power pooling buys: the best recommended on <= 12 seeds
@@ -357,7 +377,7 @@ def test_futility_stops_the_races_that_cannot_decide_and_few_that_would(truth):
     off, on = tallies[0], tallies[5]
     decided = {f: t.studies - t.verdicts.get(UNDECIDED, 0) for f, t in tallies.items()}
     assert decided[5] >= decided[0] - 4 and on.trials <= off.trials
-    for count in (on.wrong_winner, on.wrong_equivalent):
+    for count in (on.wrong_winner, on.wrong_equivalent, on.wrong_shown):
         rate, se = on.rate(count)
         assert rate <= 0.05 + 3 * max(se, math.sqrt(0.05 * 0.95 / on.studies))
     if truth == "all equal":

@@ -258,3 +258,26 @@ def test_a_race_that_cannot_decide_races_no_further_and_its_best_runs_every_seed
     old = json.loads(rules.to_json())
     del old["futility"]  # a study logged before futility stopping: it raced to the end
     assert RaceRules.from_json(json.dumps(old)).futility == 0
+
+
+def test_an_undecided_race_says_the_margin_its_seeds_do_show_and_which_label():
+    """Labels within a point, paired noise of 3 points on 8 seeds: not shown within 2 points,
+    so undecided; the verdict, the reason and the JSON say the margin these seeds show (the
+    least the same tests would have decided at, rounded up) and the label it is for."""
+    from study.answer.choose import points_shown
+
+    means = {"finetune": 0.80, "freeze-2": 0.795, "freeze-4": 0.79}
+    rows = rows_of(means, seeds=8, sd=0.03, seed=4)
+    answer = best_per_size(rows, RULES)
+    race = answer[0].race
+    assert race.verdict == UNDECIDED and not race.futile and race.recommendation is None
+    label, margin = race.shown_within
+    assert label in {f"lenet5 {s}" for s in means} and margin > 0.02
+    shown = points_shown(margin)
+    assert shown.endswith(" points") and float(shown.split()[0]) >= margin * 100
+    assert verdict_text(answer[0]).startswith(f"undecided (within {shown}, not 2 points; ")
+    assert f"; {label} is shown within {shown} of every contender still in" in race.reason
+    assert race.to_dict()["shown_within"] == {"label": label, "margin": margin}
+    line = recommendation_lines(answer)[0]
+    assert line.startswith("1 per class: no recommendation yet: undecided after 8 seeds")
+    assert f"{label} is shown within {shown}" in line

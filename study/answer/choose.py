@@ -4,6 +4,7 @@ every member is shown within the margin of the truly best (study.answer.decision
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -15,6 +16,12 @@ def points(margin: float) -> str:
     """`1 point`, `2 points`, `0.5 points`: a margin (a fraction of the images) in words."""
     value = margin * 100
     return f"{value:g} point{'' if round(value, 9) == 1 else 's'}"
+
+
+def points_shown(margin: float) -> str:
+    """`3.5 points`: a margin shown (decision.Decision.shown_within), rounded up to a tenth
+    of a point, so that it still bounds."""
+    return f"{math.ceil(margin * 1000 - 1e-9) / 10:.1f} points"
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,9 @@ every contender of the race (the dropped too: fixed before the data), b* a truly
   3 alpha/4 over the looks. So <= alpha/4 + 3 alpha/4 = alpha, ties at the top included (one
   fixed b* serves). Unlike "every pair still in is equivalent" (which one survivor 3 points
   below blocks at a margin of 2 at any number of seeds), the claim is against the best.
+- the margin shown (undecided): the least margin this look's group would pass at, the max
+  over c of (h - mean(g - c)) for the g it is least for: "g within it of the truly best" is
+  a lower confidence bound inverted from the same tests, wrong as rarely as an equivalent.
 Each kind of error is bounded on its own (a verdict is one or the other): drop + equivalent
 take a whole look's level (1/4 + 3/4), drop + winner half of it, doubled for two tied best.
 No spread (one difference on every seed): t is undefined, and zero spread is not no noise
@@ -103,6 +106,11 @@ class Diff:
         """The one-sided test that entry > other - margin (non-inferiority) passes at `level`."""
         return self.n > 1 and self.mean - self.half_width(level) > -margin and self._exact(level)
 
+    def margin_shown(self, level: float) -> float:
+        """The margins `within` passes at are those above this (inf: none)."""
+        passes = self.n > 1 and self._exact(level)
+        return self.half_width(level) - self.mean if passes else math.inf
+
 
 @dataclass(frozen=True)
 class Drop:
@@ -144,6 +152,7 @@ class Decision:
     seeds_needed: int | None = None
     group: tuple[str, ...] = ()
     futile: bool = False  # undecided, and likely so at the last look: raced no further
+    shown_within: tuple[str, float] | None = None  # undecided: _shown_within
 
 
 def levels(looks: Looks, look: int, contenders: int) -> dict[str, float]:
@@ -182,6 +191,18 @@ def _group(common, survivors, means, margin, level, pool=None) -> tuple[str, ...
         if all(Diff.of(common[g], common[c], pool).within(margin, level) for c in others):
             group.append(g)
     return tuple(sorted(group))
+
+
+def _shown_within(common, survivors, level, pool=None) -> tuple[str, float] | None:
+    """The contender shown within the smallest margin of every other one still in, and that
+    margin: the least this look would have decided EQUIVALENT at (_group); None: none is."""
+    shown = None
+    for g in sorted(survivors):
+        others = (Diff.of(common[g], common[c], pool) for c in survivors if c != g)
+        margin = max(d.margin_shown(level) for d in others)
+        if math.isfinite(margin) and (shown is None or margin < shown[1]):
+            shown = (g, margin)
+    return shown
 
 
 def _seeds_needed(common, best, survivors, means, at, margin, pool=None) -> int | None:
@@ -236,7 +257,8 @@ def decide(
     last = levels(looks, len(looks.seeds) - 1, len(per_seed))
     needed = _seeds_needed(common, best, survivors, means, last, margin, pool)
     futile = looks.futile(look, len(seeds), needed)
-    return Decision(UNDECIDED, seeds_needed=needed, futile=futile, **facts)
+    shown = _shown_within(common, survivors, at["equivalent"], pool)
+    return Decision(UNDECIDED, seeds_needed=needed, futile=futile, shown_within=shown, **facts)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 
-from study.answer.choose import Candidate, recommend
+from study.answer.choose import Candidate, points, points_shown, recommend
 from study.answer.decision import UNDECIDED, decide
 from study.answer.looks import Looks
 from study.answer.race_result import Race, Round
@@ -148,10 +148,16 @@ def _candidates(costs: dict[str, list[tuple[float, float | None]]]) -> list[Cand
 
 def _race(decision, rounds: list[Round], looks: Looks, candidates: list[Candidate]) -> Race:
     pick, reason = recommend(candidates, decision, shown=entry_name)  # the label, not `#1`
+    nearest = decision.shown_within
     if decision.futile:
         reason += (
             f", over {looks.futility:g} x the {looks.seeds[-1]} it has: raced no further"
             f" ({entry_name(decision.best)}, the best by mean, ran all {looks.seeds[-1]})"
+        )
+    if nearest is not None:  # what these seeds do show
+        reason += (
+            f"; {entry_name(nearest[0])} is shown within {points_shown(nearest[1])} of every "
+            f"contender still in (not {points(decision.margin)})"
         )
     return Race(
         verdict=decision.verdict,
@@ -166,6 +172,7 @@ def _race(decision, rounds: list[Round], looks: Looks, candidates: list[Candidat
         seeds_needed=decision.seeds_needed,
         rounds=tuple(rounds),
         stopped_at=decision.look + 1 if decision.futile else 0,
+        shown_within=None if nearest is None else (entry_name(nearest[0]), nearest[1]),
     )
 
 

@@ -27,7 +27,8 @@ class Race:
     """The decision of a (target, size) (study.answer.decision) on validation accuracy: the
     verdict (clear winner, equivalent, undecided), the contenders still in, the group (each
     shown within the margin of every one still in: the equivalent ones; the winner alone),
-    the recommendation and why, the seeds likely to decide an undecided one, every round."""
+    the recommendation and why, the seeds likely to decide an undecided one and the margin it
+    is decided at now, every round."""
 
     verdict: str
     metric: str
@@ -41,6 +42,8 @@ class Race:
     rounds: tuple[Round, ...]
     group: tuple[str, ...] = ()  # contenders, as survivors; () when undecided
     stopped_at: int = 0  # the look (1-based) after which a futile race raced no further
+    shown_within: tuple[str, float] | None = None  # undecided: a label, the margin it is
+    # shown within of every contender still in (study.answer.decision._shown_within)
 
     @property
     def futile(self) -> bool:
@@ -64,6 +67,9 @@ class Race:
             "reason": self.reason,
             "seeds_needed": self.seeds_needed,
             "stopped_at": self.stopped_at or None,
+            "shown_within": None
+            if self.shown_within is None
+            else {"label": self.shown_within[0], "margin": self.shown_within[1]},
             "trials": self.trials,
             "rounds": [r.to_dict() for r in self.rounds],
         }

@@ -4,13 +4,14 @@ study run's description all say them with these functions."""
 
 from __future__ import annotations
 
-from study.answer.choose import points
+from study.answer.choose import points, points_shown
 from study.answer.model import Answer, SizeResult
 from study.answer.race import entry_name
 
 
 def verdict_text(item: SizeResult) -> str:
-    """`clear winner`, `equivalent within 2 points (4 labels)`, `undecided (about 12 seeds)`;
+    """`clear winner`, `equivalent within 2 points (4 labels)`, `undecided (within 3.5 points,
+    not 2 points; about 12 seeds would likely decide)`;
     studies from before the race: the paired verdict of the best against the runner-up."""
     race = item.race
     if race is None:
@@ -26,7 +27,12 @@ def verdict_text(item: SizeResult) -> str:
     if race.verdict == "undecided":
         more = f"about {race.seeds_needed} seeds" if race.seeds_needed else "many more seeds"
         stopped = "; raced no further" if race.futile else ""
-        return f"undecided ({more} would likely decide{stopped})"
+        shown = (  # the margin these seeds do decide at
+            f"within {points_shown(race.shown_within[1])}, not {points(race.margin)}; "
+            if race.shown_within
+            else ""
+        )
+        return f"undecided ({shown}{more} would likely decide{stopped})"
     return race.verdict
 
 
