@@ -102,14 +102,15 @@ class Diff:
         """The one-sided test that entry < other rejects at `level`."""
         return self.n > 1 and self.mean + self.half_width(level) < 0 and self._exact(level)
 
-    def within(self, margin: float, level: float) -> bool:
-        """The one-sided test that entry > other - margin (non-inferiority) passes at `level`."""
-        return self.n > 1 and self.mean - self.half_width(level) > -margin and self._exact(level)
-
     def margin_shown(self, level: float) -> float:
-        """The margins `within` passes at are those above this (inf: none)."""
+        """The least margin the non-inferiority test (entry > other - margin, one-sided at
+        `level`) passes above: half width - mean; inf: it passes at none."""
         passes = self.n > 1 and self._exact(level)
         return self.half_width(level) - self.mean if passes else math.inf
+
+    def within(self, margin: float, level: float) -> bool:
+        """The one-sided test that entry > other - margin (non-inferiority) passes at `level`."""
+        return margin > self.margin_shown(level)
 
 
 @dataclass(frozen=True)
@@ -152,7 +153,7 @@ class Decision:
     seeds_needed: int | None = None
     group: tuple[str, ...] = ()
     futile: bool = False  # undecided, and likely so at the last look: raced no further
-    shown_within: tuple[str, float] | None = None  # undecided: _shown_within
+    shown_within: tuple[str, float] | None = None  # undecided: the least _margins_shown
 
 
 def levels(looks: Looks, look: int, contenders: int) -> dict[str, float]:
@@ -177,32 +178,13 @@ def _by_mean(names, means) -> list[str]:
     return sorted(names, key=lambda c: (-means[c], c))  # the best first
 
 
-def _group(common, survivors, means, margin, level, pool=None) -> tuple[str, ...]:
-    """Those still in shown within `margin` of every other one still in (one-sided paired t at
-    `level` each), sorted. Each g is checked against those above it first (the likeliest to
-    fail); those below the best by the margin or more can never pass."""
-    ranked = _by_mean(survivors, means)
-    top = means[ranked[0]]
-    group = []
-    for g in ranked:
-        if means[g] - top < -margin - 1e-9:
-            break  # mean(g - best) below -margin: no half width passes, nor for any below
-        others = (c for c in ranked if c != g)
-        if all(Diff.of(common[g], common[c], pool).within(margin, level) for c in others):
-            group.append(g)
-    return tuple(sorted(group))
-
-
-def _shown_within(common, survivors, level, pool=None) -> tuple[str, float] | None:
-    """The contender shown within the smallest margin of every other one still in, and that
-    margin: the least this look would have decided EQUIVALENT at (_group); None: none is."""
-    shown = None
-    for g in sorted(survivors):
-        others = (Diff.of(common[g], common[c], pool) for c in survivors if c != g)
-        margin = max(d.margin_shown(level) for d in others)
-        if math.isfinite(margin) and (shown is None or margin < shown[1]):
-            shown = (g, margin)
-    return shown
+def _margins_shown(common, survivors, level, pool=None) -> dict[str, float]:
+    """Per contender still in, the least margin it is shown within of every other one still
+    in (one-sided paired t at `level` each; inf: none). The group at margin m: those under m."""
+    return {
+        g: max(Diff.of(common[g], common[c], pool).margin_shown(level) for c in survivors if c != g)
+        for g in survivors
+    }
 
 
 def _seeds_needed(common, best, survivors, means, at, margin, pool=None) -> int | None:
@@ -252,13 +234,15 @@ def decide(
     facts.update(survivors=survivors, drops=drops)
     if all(diffs[c].worse(at["winner"]) for c in survivors if c != best):
         return Decision(CLEAR_WINNER, group=(best,), **facts)
-    if group := _group(common, survivors, means, margin, at["equivalent"], pool):
+    shown = _margins_shown(common, survivors, at["equivalent"], pool)
+    if group := tuple(sorted(g for g, least in shown.items() if least < margin)):
         return Decision(EQUIVALENT, group=group, **facts)
     last = levels(looks, len(looks.seeds) - 1, len(per_seed))
     needed = _seeds_needed(common, best, survivors, means, last, margin, pool)
     futile = looks.futile(look, len(seeds), needed)
-    shown = _shown_within(common, survivors, at["equivalent"], pool)
-    return Decision(UNDECIDED, seeds_needed=needed, futile=futile, shown_within=shown, **facts)
+    nearest = min(sorted(shown), key=shown.__getitem__)  # the margin this look decides at
+    within = (nearest, shown[nearest]) if math.isfinite(shown[nearest]) else None
+    return Decision(UNDECIDED, seeds_needed=needed, futile=futile, shown_within=within, **facts)
 
 
 @dataclass(frozen=True)

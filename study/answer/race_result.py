@@ -43,7 +43,7 @@ class Race:
     group: tuple[str, ...] = ()  # contenders, as survivors; () when undecided
     stopped_at: int = 0  # the look (1-based) after which a futile race raced no further
     shown_within: tuple[str, float] | None = None  # undecided: a label, the margin it is
-    # shown within of every contender still in (study.answer.decision._shown_within)
+    # shown within of every contender still in (study.answer.decision.Decision.shown_within)
 
     @property
     def futile(self) -> bool:
